@@ -1,0 +1,22 @@
+"""Dead letters exactly as DESIGN.md 2.1 says: `<topic>.dlq`, original key and bytes,
+Spring Kafka's header names."""
+
+from __future__ import annotations
+
+from contracts.events import dlq_topic
+from events.envelope import InboundRecord, InvalidRecord
+
+MAX_HEADER_MESSAGE = 4000
+
+
+def dead_letter(record: InboundRecord, error: InvalidRecord) -> tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """(topic, key, value, headers) of the dead letter for a record that could not be read."""
+    headers = list(record.headers) + [
+        ("kafka_dlt-original-topic", record.topic.encode()),
+        ("kafka_dlt-original-partition", str(record.partition).encode()),
+        ("kafka_dlt-original-offset", str(record.offset).encode()),
+        ("kafka_dlt-original-timestamp", str(record.timestamp_ms).encode()),
+        ("kafka_dlt-exception-fqcn", error.fqcn.encode()),
+        ("kafka_dlt-exception-message", error.message[:MAX_HEADER_MESSAGE].encode("utf-8", "replace")),
+    ]
+    return dlq_topic(record.topic), record.key, record.value, headers

@@ -1,0 +1,110 @@
+"""Following an event store's notification log from a tracked position.
+
+Projections and the outbox relay are followers: each reads the notifications after its
+tracked position, does its work and records the new position (the projection in the same
+transaction as its rows). The SQLite recorder has no subscribe(), so followers poll, and are
+woken early when the same process writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+from eventsourcing.persistence import Notification
+
+from events.metrics import PROJECTION_LAG
+from events.store import EventStoreApplication
+
+log = logging.getLogger("events.follower")
+
+
+class LogFollower(ABC):
+    """Base: `name` is the tracking name; subclasses implement `process`."""
+
+    name: str
+    batch_size = 500
+    topics: Sequence[str] = ()
+
+    def __init__(self, app: EventStoreApplication) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+
+    @abstractmethod
+    def position(self) -> int:
+        """The last notification id applied (0 before the first)."""
+
+    @abstractmethod
+    def process(self, notifications: Sequence[Notification], last_id: int) -> None:
+        """Apply the notifications and record last_id, atomically where the work allows."""
+
+    def pending(self, limit: int | None = None) -> Sequence[Notification]:
+        return self.app.recorder.select_notifications(
+            start=self.position(),
+            limit=limit or self.batch_size,
+            topics=self.topics,
+            inclusive_of_start=False,
+        )
+
+    def catch_up(self, until: int | None = None) -> int:
+        """Apply everything pending (up to `until`, if given). Returns how many were applied."""
+        applied = 0
+        with self._lock:  # one runner at a time in this process
+            while True:
+                start = self.position()
+                if until is not None and start >= until:
+                    break
+                batch = self.app.recorder.select_notifications(
+                    start=start, limit=self.batch_size, topics=self.topics, inclusive_of_start=False
+                )
+                if not batch:
+                    break
+                self.process(batch, batch[-1].id)
+                applied += len(batch)
+        try:
+            PROJECTION_LAG.labels(self.app.name, self.name).set(
+                max(0, self.app.recorder.max_notification_id() - self.position()) if not self.topics else 0
+            )
+        except Exception:  # metrics must never break processing
+            pass
+        return applied
+
+
+class FollowerRunner:
+    """Runs followers in a background thread: every `interval` or when woken."""
+
+    def __init__(self, followers: Sequence[LogFollower], interval: float = 0.05) -> None:
+        self.followers = list(followers)
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.errors = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self, on_error: Callable[[Exception], None] | None = None) -> None:
+        delay = self.interval
+        while not self._stopping:
+            try:
+                for follower in self.followers:
+                    await asyncio.to_thread(follower.catch_up)
+                delay = self.interval
+            except Exception as error:
+                self.errors += 1
+                log.exception("follower failed; retrying in %.1fs", delay)
+                if on_error:
+                    on_error(error)
+                delay = min(max(delay * 2, 0.5), 10.0)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            self._wake.clear()

@@ -1,0 +1,146 @@
+"""The inbox: every inbound CloudEvent id is recorded once, with what came of it.
+
+A `ReceivedEvent` aggregate per CloudEvent id (its id derives from it) makes deduplication a
+property of the event store: the same id arriving again, at any offset, changes nothing. It
+also keeps, for on-call, whether the event was applied or rejected and why.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import Tracking
+
+from events.envelope import InboundEvent
+from events.kafka import tracking_name
+from events.metrics import EVENTS_APPLIED, EVENTS_REJECTED
+from events.store import EventStoreApplication
+
+INBOX_NAMESPACE = uuid.UUID("0f1d3c52-61a4-4a8e-b7f5-2c9e3d4a5b60")
+
+
+class Rejected(Exception):
+    """A valid event that is illegal in the current state; the message is the reason."""
+
+
+class ReceivedEvent(Aggregate):
+    TOPIC = "events.inbox:ReceivedEvent"
+
+    class Created(Aggregate.Created):
+        TOPIC = "events.inbox:ReceivedEvent.Created"
+        event_id: str
+        event_type: str
+        partner_id: str
+        subject: str
+        source: str
+        kafka_position: str
+        outcome: str
+        reason: str
+
+    @event(Created)
+    def __init__(
+        self,
+        event_id: str,
+        event_type: str,
+        partner_id: str,
+        subject: str,
+        source: str,
+        kafka_position: str,
+        outcome: str,
+        reason: str,
+    ) -> None:
+        self.event_id = event_id
+        self.event_type = event_type
+        self.partner_id = partner_id
+        self.subject = subject
+        self.source = source
+        self.kafka_position = kafka_position
+        self.outcome = outcome
+        self.reason = reason
+
+    @staticmethod
+    def create_id(event_id: str, **_: Any) -> uuid.UUID:
+        return received_id(event_id)
+
+
+def received_id(event_id: str) -> uuid.UUID:
+    return uuid.uuid5(INBOX_NAMESPACE, event_id)
+
+
+RECEIVED_TOPIC = ReceivedEvent.Created.TOPIC
+
+
+class UnitOfWork:
+    """The aggregates one batch touches: loaded once, saved together."""
+
+    def __init__(self, app: EventStoreApplication) -> None:
+        self.app = app
+        self._loaded: dict[uuid.UUID, Any] = {}
+        self._missing: set[uuid.UUID] = set()
+
+    def get(self, aggregate_id: uuid.UUID) -> Any | None:
+        if aggregate_id in self._loaded:
+            return self._loaded[aggregate_id]
+        if aggregate_id in self._missing:
+            return None
+        if aggregate_id in self.app.repository:
+            aggregate = self.app.repository.get(aggregate_id)
+            self._loaded[aggregate_id] = aggregate
+            return aggregate
+        self._missing.add(aggregate_id)
+        return None
+
+    def add(self, aggregate: Any) -> Any:
+        self._loaded[aggregate.id] = aggregate
+        self._missing.discard(aggregate.id)
+        return aggregate
+
+    def changed(self) -> list[Any]:
+        return [a for a in self._loaded.values() if getattr(a, "_pending_events", None)]
+
+
+Handler = Callable[[InboundEvent, UnitOfWork], None]
+
+
+class InboxSink:
+    """Applies a partition's batch through the service's handler, atomically with its position."""
+
+    def __init__(self, service: str, app: EventStoreApplication, handle: Handler) -> None:
+        self.service = service
+        self.app = app
+        self.handle = handle
+
+    def position(self, topic: str, partition: int) -> int | None:
+        return self.app.tracked(tracking_name(topic, partition))
+
+    def apply(self, topic: str, partition: int, events: Sequence[InboundEvent], last_offset: int) -> int:
+        uow = UnitOfWork(self.app)
+        duplicates = 0
+        for inbound in events:
+            if uow.get(received_id(inbound.id)) is not None:
+                duplicates += 1
+                continue
+            outcome, reason = "applied", ""
+            try:
+                self.handle(inbound, uow)
+            except Rejected as rejection:
+                outcome, reason = "rejected", str(rejection)
+            uow.add(
+                ReceivedEvent(
+                    event_id=inbound.id,
+                    event_type=inbound.type,
+                    partner_id=inbound.partner_id,
+                    subject=inbound.envelope.subject,
+                    source=inbound.envelope.source,
+                    kafka_position=f"{topic}:{partition}:{inbound.record.offset}",
+                    outcome=outcome,
+                    reason=reason,
+                )
+            )
+            counter = EVENTS_APPLIED if outcome == "applied" else EVENTS_REJECTED
+            counter.labels(self.service, topic, inbound.type).inc()
+        self.app.record(*uow.changed(), tracking=Tracking(tracking_name(topic, partition), last_offset))
+        return duplicates

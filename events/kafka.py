@@ -1,0 +1,222 @@
+"""Kafka plumbing on FastStream: the broker, the tracked batch consumer and dead-lettering.
+
+Effectively-once: a batch's effects and its Kafka positions are saved in one store transaction
+by the sink; the Kafka commit afterwards only saves refetching. A record at or below the
+tracked position is skipped, so a redelivered record changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from aiokafka import TopicPartition
+from eventsourcing.persistence import IntegrityError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
+from faststream.security import BaseSecurity
+
+from events.config import KafkaSettings
+from events.dlq import dead_letter
+from events.envelope import InboundEvent, InboundRecord, InvalidRecord, parse_record
+from events.metrics import CONSUMER_LAG, EVENTS_DUPLICATE, RECORDS_CONSUMED, RECORDS_DEAD_LETTERED
+
+log = logging.getLogger("events.kafka")
+
+
+def tracking_name(topic: str, partition: int) -> str:
+    return f"kafka:{topic}:{partition}"
+
+
+class EventSink(Protocol):
+    """What a service gives the consumer: apply a partition's batch atomically with its position."""
+
+    service: str
+
+    def position(self, topic: str, partition: int) -> int | None:
+        """The last offset applied for that partition, or None."""
+
+    def apply(self, topic: str, partition: int, events: Sequence[InboundEvent], last_offset: int) -> int:
+        """Apply the events and record `last_offset` for the partition in one transaction.
+
+        Returns how many events were duplicates (already processed ids).
+        Raises eventsourcing IntegrityError if the position was already recorded.
+        """
+
+
+def make_broker(settings: KafkaSettings, client_id: str, **kwargs: Any) -> KafkaBroker:
+    security: BaseSecurity | None = None
+    if settings.security_protocol != "PLAINTEXT":
+        import ssl
+
+        context = ssl.create_default_context(cafile=settings.ssl_cafile) if "SSL" in settings.security_protocol else None
+        if settings.sasl_mechanism:
+            cls = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}[
+                settings.sasl_mechanism
+            ]
+            security = cls(
+                username=settings.sasl_username or "",
+                password=settings.sasl_password or "",
+                ssl_context=context,
+            )
+        else:
+            security = BaseSecurity(ssl_context=context)
+    return KafkaBroker(
+        settings.bootstrap_servers.split(","),
+        client_id=client_id,
+        security=security,
+        acks=settings.acks if settings.acks == "all" else int(settings.acks),
+        enable_idempotence=settings.enable_idempotence,
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
+        request_timeout_ms=15_000,
+        **kwargs,
+    )
+
+
+async def _raw(msg: StreamMessage[Any]) -> Any:
+    # Bytes stay bytes: we validate ourselves, so a malformed record reaches the handler.
+    return msg.body
+
+
+def _to_record(raw: Any) -> InboundRecord:
+    return InboundRecord(
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=raw.offset,
+        key=raw.key,
+        value=raw.value,
+        headers=tuple((k, v if isinstance(v, bytes) else bytes(v or b"")) for k, v in (raw.headers or ())),
+        timestamp_ms=raw.timestamp or 0,
+    )
+
+
+class TrackedConsumer:
+    """Subscribes a sink to topics as one consumer group, in batches, with manual commits."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        sink: EventSink,
+        topics: Iterable[str],
+        group_id: str,
+        *,
+        max_records: int = 500,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
+    ) -> None:
+        self.broker = broker
+        self.sink = sink
+        self.topics = list(topics)
+        self.group_id = group_id
+        self.ready = False
+        self.last_batch_at = 0.0
+        self.subscriber = broker.subscriber(
+            *self.topics,
+            group_id=group_id,
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=100,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_raw,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            rebalance_timeout_ms=session_timeout_ms * 2,
+            max_poll_interval_ms=300_000,
+        )
+        self.subscriber(self.handle)
+
+    async def handle(self, body: Any, msg: KafkaMessage) -> None:
+        raws = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        by_partition: dict[tuple[str, int], list[InboundRecord]] = defaultdict(list)
+        for raw in raws:
+            record = _to_record(raw)
+            by_partition[(record.topic, record.partition)].append(record)
+        for (topic, partition), records in by_partition.items():
+            RECORDS_CONSUMED.labels(self.sink.service, topic).inc(len(records))
+            ok = await self._process_partition(topic, partition, records)
+            if not ok:
+                # The store stayed unavailable: rewind so these records are fetched again.
+                msg.consumer.seek(TopicPartition(topic, partition), records[0].offset)  # type: ignore[attr-defined]
+                return
+        self.last_batch_at = time.monotonic()
+        try:
+            await msg.ack()
+        except Exception as error:  # a rebalance: the store's positions still hold
+            log.warning("kafka commit failed (%s); positions are safe in the store", error)
+        self._update_lag(msg, by_partition)
+
+    async def _process_partition(self, topic: str, partition: int, records: list[InboundRecord]) -> bool:
+        delay = 0.2
+        for attempt in range(1, 9):
+            try:
+                last = await asyncio.to_thread(self.sink.position, topic, partition)
+                fresh = [r for r in records if last is None or r.offset > last]
+                if not fresh:
+                    return True
+                events: list[InboundEvent] = []
+                for record in fresh:
+                    try:
+                        events.append(parse_record(record))
+                    except InvalidRecord as error:
+                        await self._dead_letter(record, error)
+                duplicates = await asyncio.to_thread(
+                    self.sink.apply, topic, partition, events, fresh[-1].offset
+                )
+                if duplicates:
+                    EVENTS_DUPLICATE.labels(self.sink.service, topic).inc(duplicates)
+                return True
+            except IntegrityError:
+                # Another member recorded this position first (a rebalance): re-read and skip.
+                continue
+            except Exception:
+                log.exception(
+                    "applying %s[%d] offsets %d-%d failed (attempt %d); retrying in %.1fs",
+                    topic, partition, records[0].offset, records[-1].offset, attempt, delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        return False
+
+    async def _dead_letter(self, record: InboundRecord, error: InvalidRecord) -> None:
+        topic, key, value, headers = dead_letter(record, error)
+        log.warning(
+            "dead-lettered %s[%d]@%d to %s: %s", record.topic, record.partition, record.offset, topic, error
+        )
+        await publish_raw(self.broker, topic, key, value, headers)
+        RECORDS_DEAD_LETTERED.labels(self.sink.service, record.topic).inc()
+
+    def _update_lag(self, msg: KafkaMessage, by_partition: dict[tuple[str, int], list[InboundRecord]]) -> None:
+        consumer: Any = msg.consumer
+        for (topic, partition), records in by_partition.items():
+            try:
+                end = consumer.highwater(TopicPartition(topic, partition))
+            except Exception:
+                end = None
+            if end is not None:
+                CONSUMER_LAG.labels(self.sink.service, topic, str(partition)).set(
+                    max(0, end - records[-1].offset - 1)
+                )
+
+
+async def publish_raw(
+    broker: KafkaBroker, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+) -> None:
+    """Publish bytes as they are (dead letters keep the original bytes and key)."""
+    producer: Any = broker.config.producer
+    aio = getattr(producer, "_producer", None)
+    aio = getattr(aio, "producer", aio)
+    if aio is not None and hasattr(aio, "send_and_wait"):
+        await aio.send_and_wait(topic, value=value, key=key, headers=headers)
+        return
+    await broker.publish(
+        value or b"", topic, key=key, headers={k: v.decode("utf-8", "replace") for k, v in headers}
+    )

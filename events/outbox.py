@@ -1,0 +1,103 @@
+"""The outbox: what a service publishes is first an event in its own store, then relayed to
+Kafka from a tracked position, so a crash never loses or invents an event.
+
+`OutboundMessage` is an aggregate whose id derives from the CloudEvent id: recording the
+same message twice fails (the caller treats that as "already there"), which is how
+Idempotency-Key is honoured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import Notification, Tracking
+from eventsourcing.utils import get_topic
+
+from contracts.envelope import CloudEvent
+from events.follower import LogFollower
+from events.metrics import OUTBOX_PUBLISHED
+from events.store import EventStoreApplication
+
+log = logging.getLogger("events.outbox")
+
+OUTBOX_NAMESPACE = uuid.UUID("5b3f8f4e-8d0c-4a53-9a0e-6c1f2d7f0b11")
+
+
+class OutboundMessage(Aggregate):
+    """One CloudEvent waiting to be (or already) published."""
+
+    TOPIC = "events.outbox:OutboundMessage"
+
+    class Created(Aggregate.Created):
+        TOPIC = "events.outbox:OutboundMessage.Created"
+        topic: str
+        key: str
+        cloud_event: dict[str, Any]
+
+    @event(Created)
+    def __init__(self, topic: str, key: str, cloud_event: dict[str, Any]) -> None:
+        self.topic = topic
+        self.key = key
+        self.cloud_event = cloud_event
+
+    @staticmethod
+    def create_id(topic: str, key: str, cloud_event: dict[str, Any]) -> uuid.UUID:
+        return uuid.uuid5(OUTBOX_NAMESPACE, str(cloud_event["id"]))
+
+    @classmethod
+    def of(cls, topic: str, event_: CloudEvent) -> OutboundMessage:
+        return cls(topic=topic, key=event_.subject, cloud_event=event_.model_dump(mode="json", exclude_none=True))
+
+
+def message_id(cloud_event_id: str) -> uuid.UUID:
+    return uuid.uuid5(OUTBOX_NAMESPACE, cloud_event_id)
+
+
+CREATED_TOPIC = get_topic(OutboundMessage.Created)
+
+
+class OutboxRelay(LogFollower):
+    """Publishes OutboundMessage.Created notifications in log order, then records the position.
+
+    A crash between the broker's ack and saving the position republishes those records once
+    more: consumers drop them by CloudEvent id.
+    """
+
+    name = "outbox:kafka"
+    topics = (CREATED_TOPIC,)
+
+    def __init__(self, app: EventStoreApplication, broker: Any, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(app)
+        self.broker = broker
+        self.loop = loop
+
+    def position(self) -> int:
+        return self.app.tracked(self.name) or 0
+
+    def process(self, notifications: Sequence[Notification], last_id: int) -> None:
+        # Followers run in a worker thread; publishing happens on the broker's event loop.
+        assert self.loop is not None, "the relay needs the event loop its broker runs on"
+        asyncio.run_coroutine_threadsafe(self.publish(notifications), self.loop).result(timeout=60)
+        self.app.record(tracking=Tracking(self.name, last_id))
+
+    async def publish(self, notifications: Sequence[Notification]) -> None:
+        futures = []
+        for notification in notifications:
+            created: Any = self.app.mapper.to_domain_event(notification)
+            payload = CloudEvent.model_validate(created.cloud_event).to_json_bytes()
+            futures.append(
+                await self.broker.publish(
+                    payload,
+                    created.topic,
+                    key=created.key.encode(),
+                    headers={"content-type": "application/cloudevents+json"},
+                    no_confirm=True,
+                )
+            )
+            OUTBOX_PUBLISHED.labels(self.app.name, created.topic).inc()
+        await asyncio.gather(*futures)

@@ -1,0 +1,142 @@
+"""What both services run: the broker connection (with backoff while it is not up), the
+tracked consumer, the store followers, and an HTTP server with health, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from events.follower import FollowerRunner, LogFollower
+from events.metrics import HTTP_LATENCY
+from events.store import EventStoreApplication
+
+log = logging.getLogger("events.runtime")
+
+
+class Runtime:
+    def __init__(
+        self,
+        service: str,
+        app: EventStoreApplication,
+        broker: KafkaBroker,
+        followers: Sequence[LogFollower],
+        *,
+        background: Sequence[Callable[[], Awaitable[None]]] = (),
+    ) -> None:
+        self.service = service
+        self.app = app
+        self.broker = broker
+        self.runner = FollowerRunner(followers)
+        self.background = list(background)
+        self.broker_connected = False
+        self.started_at = time.monotonic()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # --- readiness ------------------------------------------------------------------------------
+
+    def store_reachable(self) -> tuple[bool, str]:
+        try:
+            self.app.recorder.max_notification_id()
+            return True, "ok"
+        except Exception as error:
+            return False, f"{type(error).__name__}: {error}"
+
+    async def broker_reachable(self) -> tuple[bool, str]:
+        if not self.broker_connected:
+            return False, "not connected yet"
+        try:
+            await asyncio.wait_for(self.broker.ping(timeout=2.0), timeout=3.0)
+            return True, "ok"
+        except Exception as error:
+            return False, f"{type(error).__name__}: {error}"
+
+    # --- life cycle -----------------------------------------------------------------------------
+
+    async def connect_broker(self) -> None:
+        delay, attempt = 0.5, 0
+        while True:
+            attempt += 1
+            try:
+                await self.broker.start()
+                self.broker_connected = True
+                log.info("connected to Kafka (attempt %d)", attempt)
+                return
+            except Exception as error:
+                log.warning("Kafka not reachable (attempt %d): %s; retrying in %.1fs", attempt, error, delay)
+                with contextlib.suppress(Exception):
+                    await self.broker.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)
+
+    async def start(self) -> None:
+        await self.connect_broker()
+        self._tasks.append(asyncio.create_task(self.runner.run(), name="followers"))
+        for job in self.background:
+            self._tasks.append(asyncio.create_task(job(), name=getattr(job, "__name__", "job")))
+
+    async def stop(self) -> None:
+        self.runner.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+
+
+def add_operational_routes(api: FastAPI, runtime: Runtime) -> None:
+    @api.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_LATENCY.labels(runtime.service, request.method, path, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    @api.get("/healthz", tags=["operations"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["operations"], summary="Readiness: broker and store reachable")
+    async def readyz() -> JSONResponse:
+        store_ok, store_detail = await asyncio.to_thread(runtime.store_reachable)
+        broker_ok, broker_detail = await runtime.broker_reachable()
+        ready = store_ok and broker_ok
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "store": store_detail, "broker": broker_detail},
+            status_code=200 if ready else 503,
+        )
+
+    @api.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def serve(api: FastAPI, runtime: Runtime, host: str, port: int) -> None:
+    """Serve HTTP at once (readiness says what is missing), then connect and run the rest."""
+    config = uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    server_task = asyncio.create_task(server.serve(), name="http")
+    try:
+        await runtime.start()
+        log.info("%s serving on http://%s:%d", runtime.service, host, port)
+        await server_task
+    finally:
+        server.should_exit = True
+        await runtime.stop()
+        with contextlib.suppress(Exception):
+            await server_task

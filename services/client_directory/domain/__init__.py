@@ -1,0 +1,1 @@
+"""The client directory's domain: a firm's client relationships and its members."""

@@ -1,0 +1,1 @@
+"""Read models of the client directory, projected from its event store."""

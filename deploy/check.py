@@ -66,13 +66,25 @@ SASL_ENV: tuple[str, ...] = ("KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAF
 PRODUCER_ENV: tuple[str, ...] = ("KAFKA_ENABLE_IDEMPOTENCE", "KAFKA_ACKS")
 #: Set on every application service of the production topology.
 REQUIRED_APP_ENV: tuple[str, ...] = (*DESIGN_ENV, "KAFKA_SECURITY_PROTOCOL", *PRODUCER_ENV)
-#: Read by the services' config modules beyond the contract (bind address, group override).
+#: Read by the services' config modules beyond the contract (bind address, public URL of
+#: the notifier's unsubscribe endpoint, SMTP tuning, consumer-group override).
 SERVICE_EXTRA_ENV: tuple[str, ...] = (
     "CLIENT_DIRECTORY_HTTP_HOST",
     "NOTIFIER_HTTP_HOST",
+    "NOTIFIER_PUBLIC_URL",
+    "SMTP_TIMEOUT",
+    "SMTP_POOL_SIZE",
     "CLIENT_DIRECTORY_GROUP_ID",
     "NOTIFIER_GROUP_ID",
 )
+#: Per service, what a container needs beyond REQUIRED_APP_ENV: its bind address (the
+#: services default to 127.0.0.1, unreachable from probes and peers) and, for the notifier,
+#: the public URL its emails link to for one-click unsubscribe.
+SERVICE_REQUIRED_ENV: dict[str, tuple[str, ...]] = {
+    "services.client_directory": ("CLIENT_DIRECTORY_HTTP_HOST",),
+    "services.notifier": ("NOTIFIER_HTTP_HOST", "NOTIFIER_PUBLIC_URL"),
+}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: Read by deploy.provision_topics.
 PROVISION_ENV: tuple[str, ...] = (
     "KAFKA_TOPIC_PARTITIONS",
@@ -426,6 +438,12 @@ class Checker:
         for name in REQUIRED_APP_ENV:
             if name not in env:
                 self.problem(where, f"environment variable {name} is not set (DESIGN.md 2.3)")
+        for name in SERVICE_REQUIRED_ENV.get(container.module or "", ()):
+            if name not in env:
+                self.problem(where, f"environment variable {name} is not set")
+            elif name.endswith("_HTTP_HOST") and env[name] in LOOPBACK_HOSTS:
+                self.problem(where, f"{name}={env[name]} binds loopback only: probes and "
+                             "peers cannot reach the service (use 0.0.0.0)")
         protocol = env.get("KAFKA_SECURITY_PROTOCOL")
         if protocol is not None and protocol not in SECURITY_PROTOCOLS:
             self.problem(where, f"KAFKA_SECURITY_PROTOCOL={protocol!r} is not one of "

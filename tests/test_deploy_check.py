@@ -113,6 +113,16 @@ BROKEN = [
         "environment variable PORTAL_BASE_URL is not set", id="missing-env-var-k8s",
     ),
     pytest.param(
+        "deploy/k8s/configmap.yaml", "  CLIENT_DIRECTORY_HTTP_HOST: 0.0.0.0\n",
+        "  CLIENT_DIRECTORY_HTTP_HOST: 127.0.0.1\n",
+        "CLIENT_DIRECTORY_HTTP_HOST=127.0.0.1 binds loopback only", id="loopback-bind",
+    ),
+    pytest.param(
+        "deploy/compose.yaml", "  NOTIFIER_PUBLIC_URL: ${NOTIFIER_PUBLIC_URL:-http://localhost:8101}\n",
+        "", "service notifier: environment variable NOTIFIER_PUBLIC_URL is not set",
+        id="notifier-public-url",
+    ),
+    pytest.param(
         "deploy/compose.yaml", "  SMTP_TLS: none\n", "",
         "service notifier: environment variable SMTP_TLS is not set", id="missing-env-compose",
     ),

@@ -78,7 +78,13 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 15.0)
 
+    def wake_on_write(self, wake: Callable[[], None]) -> None:
+        """Run `wake` on this event loop whenever the store is written, from any thread."""
+        loop = asyncio.get_running_loop()
+        self.app.listeners.append(lambda: loop.call_soon_threadsafe(wake))
+
     async def start(self) -> None:
+        self.wake_on_write(self.runner.wake)
         await self.connect_broker()
         self._tasks.append(asyncio.create_task(self.runner.run(), name="followers"))
         for job in self.background:

@@ -48,6 +48,8 @@ class EventStoreApplication(Application[Any]):
     def __init__(self, store_url: StoreUrl, env: dict[str, str] | None = None) -> None:
         self.store_url = store_url
         self._write_lock = write_lock_for(store_url)
+        # Called (from whichever thread wrote) after each write: followers wake on it.
+        self.listeners: list[Callable[[], None]] = []
         super().__init__({**store_url.eventsourcing_env(), **(env or {})})
 
     def construct_recorder(self) -> ApplicationRecorder:
@@ -71,6 +73,9 @@ class EventStoreApplication(Application[Any]):
         with self.writing():
             recordings = self._record(processing_event)
         self._notify(recordings)
+        if recordings:
+            for listener in self.listeners:
+                listener()
         return recordings[-1].notification.id if recordings else None
 
     def tracked(self, name: str) -> int | None:

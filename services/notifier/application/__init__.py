@@ -1,0 +1,1 @@
+"""Use cases of the notifier: recording inbound facts, reminders, digests and deliveries."""

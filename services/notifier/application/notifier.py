@@ -1,0 +1,157 @@
+"""The notifier's event store and how inbound facts change it.
+
+A reminder is turned into one due Delivery per assigned accountant in the same transaction
+that records the inbound event, so a reminder is never half-processed and never twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.events import (
+    AccountantAssigned,
+    AccountantUnassigned,
+    ClientDisconnected,
+    ClientMetricsUpdated,
+    ClientOnboardingStarted,
+    ClientPartnerInvited,
+    ClientRenamed,
+    ClientVerificationCompleted,
+    ClientVerificationFailed,
+    EmailFailed,
+    EmailSent,
+    InvitationAccepted,
+    InvitationDeclined,
+    MemberAdded,
+    MemberRemoved,
+    MemberRoleChanged,
+    PreferenceSet,
+    ReminderRequested,
+)
+from events.envelope import InboundEvent
+from events.inbox import Rejected, UnitOfWork
+from events.store import EventStoreApplication
+from services.notifier.domain.model import (
+    ClientFile,
+    Delivery,
+    Member,
+    Preference,
+    Reminder,
+    client_key,
+    member_key,
+    preference_key,
+    reminder_key,
+)
+from services.notifier.emails.render import reminder_message_id
+
+
+class Notifier(EventStoreApplication):
+    name = "notifier"
+    mail_from = "Partner portal <no-reply@portal.localhost>"
+
+    def handle(self, inbound: InboundEvent, uow: UnitOfWork) -> None:  # noqa: C901 - one case per type
+        partner = inbound.partner_id
+        data: Any = inbound.data
+        match data:
+            case MemberAdded():
+                member = uow.get(member_key(partner, data.user_id))
+                if member is None:
+                    uow.add(Member(partner_id=partner, user_id=data.user_id, email=data.email, name=data.name,
+                                   role=data.role.value, locale=data.locale))
+                else:
+                    member.rejoin(data.email, data.name, data.role.value, data.locale)
+            case MemberRoleChanged():
+                self._member(uow, partner, data.user_id).change_role(data.role.value)
+            case MemberRemoved():
+                self._member(uow, partner, data.user_id).remove()
+            case ClientPartnerInvited() | ClientOnboardingStarted():
+                client = self._file(uow, partner, data.client_id)
+                if client.active:
+                    raise Rejected(f"client {data.client_id} is already active")
+                client.start(data.client_name)
+            case ClientDisconnected() | InvitationDeclined():
+                self._file(uow, partner, data.client_id).end()
+            case ClientRenamed():
+                self._file(uow, partner, data.client_id).rename(data.client_name)
+            case AccountantAssigned():
+                self._file(uow, partner, data.client_id).assign(data.user_id)
+            case AccountantUnassigned():
+                self._file(uow, partner, data.client_id).unassign(data.user_id)
+            case ClientMetricsUpdated():
+                self._file(uow, partner, data.client_id).update_figures(
+                    data.wallet_balance.amount, data.wallet_balance.currency, data.missing_receipts,
+                    data.ready_to_export, data.as_of)
+            case PreferenceSet():
+                preference = uow.get(preference_key(partner, data.client_id, data.user_id))
+                if preference is None:
+                    preference = uow.add(Preference(partner_id=partner, client_id=data.client_id,
+                                                    user_id=data.user_id))
+                preference.set(data.email_enabled, data.frequency.value, inbound.envelope.time)
+            case ReminderRequested():
+                self._remind(uow, partner, data)
+            case ClientVerificationCompleted() | ClientVerificationFailed() | InvitationAccepted():
+                pass  # no bearing on who gets which email
+            case EmailSent() | EmailFailed():
+                pass  # our own outcomes
+            case _:
+                raise Rejected(f"{inbound.type} is not handled by the notifier")
+
+    def _remind(self, uow: UnitOfWork, partner: str, data: ReminderRequested) -> None:
+        if uow.get(reminder_key(partner, data.reminder_id)) is not None:
+            raise Rejected(f"reminder {data.reminder_id} was already processed")
+        client: ClientFile | None = uow.get(client_key(partner, data.client_id))
+        if client is None or not client.active:
+            raise Rejected(f"client {data.client_id} is not a client of {partner}")
+        admin: Member | None = uow.get(member_key(partner, data.requested_by))
+        if admin is None or not admin.active or admin.role != "admin":
+            raise Rejected(f"{data.requested_by} is not an admin of {partner}")
+        recipients: list[Member] = []
+        for user_id in client.accountants:
+            member: Member | None = uow.get(member_key(partner, user_id))
+            if member is not None and member.active:
+                recipients.append(member)
+        tasks = [t.value for t in data.tasks]
+        uow.add(Reminder(partner_id=partner, reminder_id=data.reminder_id, client_id=data.client_id,
+                         requested_by=data.requested_by, tasks=tasks, comment=data.comment,
+                         recipients=[m.user_id for m in recipients]))
+        for member in recipients:
+            message_id = reminder_message_id(data.reminder_id, member.user_id, self.mail_from)
+            uow.add(Delivery(
+                message_id=message_id, kind="reminder", partner_id=partner, user_id=member.user_id,
+                client_ids=[client.client_id],
+                content={
+                    "recipient": recipient_of(member),
+                    "sender_name": admin.name,
+                    "reply_to": admin.email,
+                    "client": figures_of(client),
+                    "tasks": tasks,
+                    "comment": data.comment,
+                    "reminder_id": data.reminder_id,
+                },
+            ))
+
+    @staticmethod
+    def _member(uow: UnitOfWork, partner: str, user_id: str) -> Member:
+        member = uow.get(member_key(partner, user_id))
+        if member is None:
+            raise Rejected(f"{user_id} was never a member of {partner}")
+        return member
+
+    @staticmethod
+    def _file(uow: UnitOfWork, partner: str, client_id: str) -> ClientFile:
+        client = uow.get(client_key(partner, client_id))
+        if client is None:
+            client = uow.add(ClientFile(partner_id=partner, client_id=client_id))
+        return client
+
+
+def recipient_of(member: Member) -> dict[str, str]:
+    return {"user_id": member.user_id, "email": member.email, "name": member.name, "locale": member.locale}
+
+
+def figures_of(client: ClientFile) -> dict[str, Any]:
+    wallet = None
+    if client.wallet_amount is not None:
+        wallet = {"amount": client.wallet_amount, "currency": client.wallet_currency}
+    return {"client_id": client.client_id, "name": client.name, "wallet_balance": wallet,
+            "missing_receipts": client.missing_receipts, "ready_to_export": client.ready_to_export}

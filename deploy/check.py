@@ -146,21 +146,32 @@ def module_path(root: Path, module: str) -> Path:
     return base / "__main__.py" if base.is_dir() else base.with_suffix(".py")
 
 
-def entry_module(command: Any) -> str | None:
-    """The module of a ``python -m module ...`` command (list or string), else None."""
+def entry_command(command: Any) -> tuple[str | None, list[str]]:
+    """(module, its arguments) of a ``python -m module ...`` command (list or string)."""
     if isinstance(command, str):
         try:
             command = shlex.split(command)
         except ValueError:
-            return None
+            return None, []
     if not isinstance(command, list):
-        return None
+        return None, []
     words = [str(word) for word in command]
     if "-m" in words:
         index = words.index("-m")
         if index + 1 < len(words):
-            return words[index + 1]
-    return None
+            return words[index + 1], words[index + 2 :]
+    return None, []
+
+
+def entry_module(command: Any) -> str | None:
+    """The module of a ``python -m module ...`` command (list or string), else None."""
+    return entry_command(command)[0]
+
+
+def is_server(module: str | None, args: Sequence[str]) -> bool:
+    """A service's long-running server (``python -m services.x [serve]``), not a CLI task
+    such as ``projections rebuild`` or ``digests run``."""
+    return module in SERVICE_PORT_ENV and (not args or args[0] == "serve")
 
 
 def interpolate(value: Any) -> str:
@@ -255,6 +266,7 @@ class Container:
     where: str
     module: str | None
     env: dict[str, str | None]  # None: set from a Secret (value unknown here)
+    serves: bool = False  # the HTTP server of a service (probes, ports), not a CLI task
 
 
 @dataclass
@@ -532,7 +544,7 @@ class Checker:
             env = self.compose_env(where, spec.get("environment"))
             if spec.get("env_file"):
                 self.problem(where, "env_file cannot be checked; set environment: explicitly")
-            module = entry_module(spec.get("command")) if spec.get("command") else None
+            module, args = entry_command(spec.get("command"))
             if module is None and built_here:
                 module = self.default_module
             restart = str(spec.get("restart", "no"))
@@ -557,9 +569,11 @@ class Checker:
                 if image:
                     self.check_app_image(where, str(image))
                 self.check_env_names(where, env)
-            container = Container(where, module, env)
-            if module in SERVICE_PORT_ENV:
+            container = Container(where, module, env, serves=is_server(module, args))
+            if container.serves:
                 app_containers.append((name, spec, container))
+            elif module in SERVICE_PORT_ENV:
+                self.check_app_env(container, secured_kafka_expected=False)
             if module == PROVISION_MODULE:
                 self.check_compose_topics_job(where, env)
             if image and str(image).startswith("apache/kafka:"):
@@ -789,7 +803,8 @@ class Checker:
                     kustomizations.append((path, doc))
                     continue
                 self.result.manifests += 1
-                name = (doc.get("metadata") or {}).get("name", "?")
+                metadata = doc.get("metadata") or {}
+                name = metadata.get("name") or metadata.get("generateName") or "?"
                 where = f"{rel}: {doc['kind']}/{name}"
                 try:
                     kubernetes_validate.validate(doc, self.kubernetes_version, strict=True)
@@ -850,8 +865,9 @@ class Checker:
                 self.problem(where, "spec.selector does not match the pod template labels")
             workloads[doc["metadata"]["name"]] = (where, labels, int(replicas))
             for container in self.check_pod(where, template.get("spec") or {}, configmaps, secrets):
-                modules.append(container.module)
-                if container.module in SERVICE_PORT_ENV:
+                if container.serves:
+                    modules.append(container.module)
+                if container.serves:
                     if replicas < MIN_SERVICE_REPLICAS:
                         self.problem(where, f"replicas {replicas} < {MIN_SERVICE_REPLICAS}")
                     if replicas > self.partitions:
@@ -986,7 +1002,7 @@ class Checker:
             cwhere = f"{where} container {spec.get('name')}"
             image = str(spec.get("image", ""))
             command = [*(spec.get("command") or []), *(spec.get("args") or [])]
-            module = entry_module(command) if command else None
+            module, args = entry_command(command)
             if not image_is_pinned(image):
                 self.problem(cwhere, f"image {image!r} is not pinned by tag")
             ours = module is not None or (self.app_image is not None and image == self.app_image)
@@ -1002,7 +1018,7 @@ class Checker:
             if module:
                 self.check_module(cwhere, module)
             env = self.k8s_env(cwhere, spec, configmaps, secrets)
-            container = Container(cwhere, module, env)
+            container = Container(cwhere, module, env, serves=is_server(module, args))
             found.append(container)
             if ours:
                 self.check_env_names(cwhere, env)
@@ -1080,7 +1096,7 @@ class Checker:
             str(p.get("name")): int(p.get("containerPort", 0)) for p in spec.get("ports") or []
         }
         http_port = self.http_port(container)
-        if container.module in SERVICE_PORT_ENV:
+        if container.serves and container.module in SERVICE_PORT_ENV:
             numbers = set(ports.values())
             if http_port is None:
                 self.problem(where, f"{SERVICE_PORT_ENV[container.module]} has no literal value "
@@ -1099,7 +1115,7 @@ class Checker:
             http_get = (spec.get(probe) or {}).get("httpGet")
             if not http_get:
                 continue
-            checked_above = container.module in SERVICE_PORT_ENV and probe != "startupProbe"
+            checked_above = container.serves and probe != "startupProbe"
             if http_get.get("path") not in HEALTH_PATHS and not checked_above:
                 self.problem(where, f"{probe} path {http_get.get('path')} is not /healthz or "
                              "/readyz")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -252,9 +253,14 @@ def test_the_command_line_prints_one_line_per_problem(topology: Path) -> None:
     edit(topology, "deploy/k8s/configmap.yaml", "  SMTP_TLS: starttls\n", "  SMTP_TLS: ssl\n")
     broken = run()
     assert broken.returncode == 1
-    lines = broken.stdout.splitlines()
-    assert lines[-1].endswith(" manifests, 1 compose file, 3 problems"), lines
-    assert len(lines) == 4  # SMTP_TLS on both Deployments, maxReplicas on one HPA
+    *problems, summary = broken.stdout.splitlines()
+    match = re.fullmatch(r"deploy-check: \d+ manifests, 1 compose file, (\d+) problems", summary)
+    assert match, summary
+    assert int(match.group(1)) == len(problems)
+    assert any("HorizontalPodAutoscaler/client-directory: maxReplicas 24" in p for p in problems)
+    smtp = [p for p in problems if "SMTP_TLS='ssl' should be none or starttls or tls" in p]
+    assert any(p.startswith("deploy/k8s/notifier.yaml: Deployment/notifier") for p in smtp)
+    assert len(smtp) + 1 == len(problems), problems  # every other line is about SMTP_TLS
 
 
 # ---- deploy.provision_topics: settings -------------------------------------------------

@@ -23,6 +23,7 @@ exits 1 when there is a problem.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import importlib.util
 import json
 import re
@@ -204,6 +205,33 @@ def image_is_pinned(image: str) -> bool:
 
 def image_tag(image: str) -> str:
     return image.split("@", 1)[0].rpartition(":")[2]
+
+
+def dockerignore_patterns(text: str) -> list[str]:
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+
+
+def dockerignored(patterns: Sequence[str], path: str) -> bool:
+    """Whether ``path`` (relative to the build context) is left out of the context.
+
+    Docker's rules, simplified: patterns apply in order, the last matching one wins, ``!``
+    re-includes, and a pattern matching a directory matches everything below it.
+    """
+    parts = path.strip("/").split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pattern = (raw[1:] if negate else raw).strip().strip("/")
+        if pattern.startswith("./"):
+            pattern = pattern[2:]
+        if any(fnmatch.fnmatchcase(candidate, pattern) for candidate in candidates):
+            excluded = not negate
+    return excluded
 
 
 def hosts_of(value: str) -> list[str]:
@@ -425,6 +453,15 @@ class Checker:
             self.default_module = module
             if module:
                 self.check_module(DOCKERFILE + " CMD", module)
+        ignore_file = next(
+            (
+                p
+                for p in (self.root / f"{DOCKERFILE}.dockerignore", self.root / ".dockerignore")
+                if p.is_file()
+            ),
+            None,
+        )
+        ignored = dockerignore_patterns(ignore_file.read_text()) if ignore_file else []
         for stage in stages:
             for keyword, rest in stage["lines"]:
                 if keyword != "COPY" or "--from=" in rest:
@@ -433,6 +470,9 @@ class Checker:
                 for source in words[:-1]:
                     if not (self.root / source).exists():
                         self.problem(DOCKERFILE, f"COPY source {source} does not exist")
+                    elif ignore_file and dockerignored(ignored, source):
+                        self.problem(DOCKERFILE, f"COPY source {source} is excluded by "
+                                     f"{self.rel(ignore_file)}")
 
     def check_module(self, where: str, module: str) -> None:
         path = module_path(self.root, module)

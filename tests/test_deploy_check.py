@@ -34,7 +34,7 @@ def copy_topology(destination: Path) -> Path:
     shutil.copytree(ROOT / "deploy", destination / "deploy", ignore=ignore)
     (destination / "docs").mkdir()
     shutil.copy2(ROOT / "docs" / "ARCHITECTURE.md", destination / "docs" / "ARCHITECTURE.md")
-    for name in ("pyproject.toml", "constraints.txt"):
+    for name in ("pyproject.toml", "constraints.txt", ".dockerignore"):
         shutil.copy2(ROOT / name, destination / name)
     for package in ("contracts", "events"):
         (destination / package).mkdir()
@@ -190,6 +190,10 @@ BROKEN = [
         "deploy/Dockerfile", "FROM python:3.11.13-slim-bookworm AS builder",
         "FROM python:latest AS builder", "base image 'python:latest' is not pinned",
         id="unpinned-base",
+    ),
+    pytest.param(
+        ".dockerignore", "!deploy/healthcheck.py\n", "",
+        "COPY source deploy/healthcheck.py is excluded by .dockerignore", id="dockerignore",
     ),
     pytest.param(
         "deploy/Dockerfile", "USER 10001:10001", "USER root",

@@ -563,7 +563,7 @@ class Checker:
             if isinstance(dep, dict) and dep.get("condition") == "service_completed_successfully"
         }
         app_containers: list[tuple[str, dict[str, Any], Container]] = []
-        brokers: list[tuple[str, dict[str, str]]] = []
+        brokers: list[tuple[str, dict[str, str | None]]] = []
         named_volumes = docs[0].get("volumes") or {}
         for name, spec in services.items():
             where = f"{COMPOSE_FILE}: service {name}"
@@ -788,7 +788,8 @@ class Checker:
             health_module = entry_module(words[1:] if words[:1] == ["CMD"] else words)
             if health_module:
                 self.check_module(where + " healthcheck", health_module)
-            depends = spec.get("depends_on") if isinstance(spec.get("depends_on"), dict) else {}
+            raw_depends = spec.get("depends_on")
+            depends: dict[str, Any] = raw_depends if isinstance(raw_depends, dict) else {}
             if not any(target in one_shot for target in depends):
                 self.problem(where, "does not wait for the topic job "
                              "(depends_on condition service_completed_successfully)")

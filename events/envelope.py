@@ -72,9 +72,11 @@ def parse_record(record: InboundRecord) -> InboundEvent:
             "events.envelope.RecordTooLarge",
         )
     try:
-        raw: Any = json.loads(value)
+        # The contract says UTF-8: json.loads(bytes) would also guess UTF-16/32.
+        raw: Any = json.loads(value.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidRecord(f"not valid UTF-8 JSON: {error}", type(error).__module__ + "." + type(error).__qualname__) from None
+        fqcn = f"{type(error).__module__}.{type(error).__qualname__}"
+        raise InvalidRecord(f"not valid UTF-8 JSON: {error}", fqcn) from None
     if not isinstance(raw, dict):
         raise InvalidRecord("not a CloudEvent: the JSON value is not an object",
                             "events.envelope.NotACloudEvent")

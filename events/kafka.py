@@ -77,6 +77,8 @@ def make_broker(settings: KafkaSettings, client_id: str, **kwargs: Any) -> Kafka
         linger_ms=5,
         max_batch_size=1024 * 1024,
         request_timeout_ms=15_000,
+        # FastStream's own lines go through our JSON logging, one event per line.
+        logger=logging.getLogger("faststream"),
         **kwargs,
     )
 

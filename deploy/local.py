@@ -1,0 +1,116 @@
+"""`make run`: the whole stack on embedded defaults, in the foreground.
+
+The Kafka-compatible broker on 127.0.0.1:9092 (memory only), an SMTP sink on 127.0.0.1:1025
+keeping each message under var/mail/, and both services on SQLite under var/. Ctrl-C stops
+everything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from deploy.smtp_sink import start_sink
+from events.localbroker import start_broker, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+BROKER_PORT = int(os.environ.get("LOCAL_KAFKA_PORT", "9092"))
+SMTP_PORT = int(os.environ.get("LOCAL_SMTP_PORT", "1025"))
+
+
+def say(text: str) -> None:
+    print(f"[stack] {text}", flush=True)
+
+
+def forget_broker_positions(db: Path) -> None:
+    """The local broker keeps nothing across restarts, so its offsets start at 0 again:
+    positions recorded against the previous broker would skip new records. Events already
+    applied stay applied (CloudEvent ids still deduplicate)."""
+    if not db.exists():
+        return
+    with sqlite3.connect(db) as conn:
+        try:
+            conn.execute("DELETE FROM tracking WHERE application_name LIKE 'kafka:%'")
+        except sqlite3.OperationalError:
+            pass  # a store that never consumed
+
+
+def pipe(prefix: str, stream: object) -> None:
+    for line in iter(stream.readline, b""):  # type: ignore[attr-defined]
+        sys.stdout.write(f"[{prefix}] {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+def main() -> int:
+    VAR.mkdir(exist_ok=True)
+    say(f"starting the Kafka-compatible broker (Tansu) on 127.0.0.1:{BROKER_PORT}")
+    try:
+        broker = start_broker(port=BROKER_PORT, log=VAR / "broker.log")
+    except Exception as error:
+        say(f"the broker did not start: {error} (is port {BROKER_PORT} taken? see var/broker.log)")
+        return 1
+    say(f"starting the SMTP sink on 127.0.0.1:{SMTP_PORT}, messages under var/mail/")
+    controller, _ = start_sink(SMTP_PORT, VAR / "mail")
+
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "CLIENT_DIRECTORY_DB": os.environ.get("CLIENT_DIRECTORY_DB", f"sqlite:///{VAR / 'client_directory.db'}"),
+        "NOTIFIER_DB": os.environ.get("NOTIFIER_DB", f"sqlite:///{VAR / 'notifier.db'}"),
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(SMTP_PORT),
+        "SMTP_TLS": "none",
+        "PORTAL_DEV_MODE": "true",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in ("client_directory.db", "notifier.db"):
+        forget_broker_positions(VAR / name)
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    for name in ("client_directory", "notifier"):
+        processes[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        threading.Thread(target=pipe, args=(name, processes[name].stdout), daemon=True).start()
+
+    ports = {"client_directory": int(env.get("CLIENT_DIRECTORY_HTTP_PORT", "8000")),
+             "notifier": int(env.get("NOTIFIER_HTTP_PORT", "8001"))}
+    try:
+        for name, port in ports.items():
+            wait_for_port(port, timeout=60, process=processes[name])
+        say("ready: client_directory http://127.0.0.1:%d (docs at /docs), notifier http://127.0.0.1:%d; "
+            "Ctrl-C stops everything" % (ports["client_directory"], ports["notifier"]))
+        while all(p.poll() is None for p in processes.values()):
+            time.sleep(0.5)
+        dead = [n for n, p in processes.items() if p.poll() is not None]
+        say(f"{', '.join(dead)} stopped (exit {[processes[n].returncode for n in dead]}); stopping the stack")
+        return 1
+    except KeyboardInterrupt:
+        say("stopping")
+        return 0
+    except Exception as error:
+        say(f"start-up failed: {error}")
+        return 1
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        controller.stop()
+        broker.stop()
+        say("stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Bad configuration stops a service at start with one clear line naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(service: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SMTP_", "PORTAL_", "NOTIFIER_",
+                                                                       "CLIENT_DIRECTORY_", "MAIL_"))}
+    base["CLIENT_DIRECTORY_DB"] = f"sqlite:///{tmp_path}/cd.db"
+    base["NOTIFIER_DB"] = f"sqlite:///{tmp_path}/n.db"
+    return subprocess.run([sys.executable, "-m", f"services.{service}"], cwd=ROOT, env={**base, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("service", "variable", "value", "expected"),
+    [
+        ("client_directory", "KAFKA_BOOTSTRAP_SERVERS", "localhost", "KAFKA_BOOTSTRAP_SERVERS"),
+        ("client_directory", "CLIENT_DIRECTORY_DB", "mysql://x/y", "CLIENT_DIRECTORY_DB"),
+        ("client_directory", "CLIENT_DIRECTORY_HTTP_PORT", "eighty", "CLIENT_DIRECTORY_HTTP_PORT"),
+        ("client_directory", "PORTAL_JWT_SECRET", "short", "PORTAL_JWT_SECRET"),
+        ("client_directory", "PORTAL_BASE_URL", "portal.example", "PORTAL_BASE_URL"),
+        ("client_directory", "KAFKA_SECURITY_PROTOCOL", "SASL_SSL", "KAFKA_SASL_USERNAME"),
+        ("notifier", "SMTP_TLS", "ssl3", "SMTP_TLS"),
+        ("notifier", "SMTP_PORT", "x", "SMTP_PORT"),
+        ("notifier", "MAIL_FROM", "nobody", "MAIL_FROM"),
+        ("notifier", "NOTIFIER_DB", "sqlite://host/x.db", "NOTIFIER_DB"),
+        ("notifier", "NOTIFIER_HTTP_PORT", "70000", "NOTIFIER_HTTP_PORT"),
+    ],
+)
+def test_a_bad_value_stops_the_service_with_one_line_naming_it(
+    service: str, variable: str, value: str, expected: str, tmp_path: Path
+) -> None:
+    result = start(service, {variable: value}, tmp_path)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0] and "configuration error" in lines[0]

@@ -1,0 +1,114 @@
+"""The shared consumer through the real broker: a redelivered event changes nothing, a
+restart resumes from the store's tracked positions, and unreadable records go to the DLQ with
+their original key and bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from events.inbox import RECEIVED_TOPIC
+from services.client_directory.domain.model import client_key
+from tests.conftest import Publish, unique
+from tests.harness import auth, client_directory, eventually
+
+pytestmark = pytest.mark.integration
+
+
+def received_count(service) -> int:
+    return len(service.directory.recorder.select_notifications(start=None, limit=100_000, topics=[RECEIVED_TOPIC]))
+
+
+def read_topic(bootstrap: str, topic: str, partitions: int = 3) -> list:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=1500, enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
+    consumer.seek_to_beginning()
+    records = list(consumer)
+    consumer.close()
+    return records
+
+
+async def test_a_redelivered_event_changes_nothing_and_a_restart_resumes_where_it_was(
+    broker, stores, store_kind: str, publish: Publish
+) -> None:
+    firm, admin = unique("firm"), unique("admin")
+    store = stores.new(store_kind)
+    group = f"cd-{uuid.uuid4().hex[:6]}"
+    member = {"user_id": admin, "email": f"{admin}@firm.test", "name": "Ada", "role": "admin", "locale": "en"}
+    async with client_directory(broker.bootstrap, store, group_id=group) as (service, api):
+        publish("platform.partner-members", "partner.member.added.v1", firm, member)
+        invited = {"client_id": "c-1", "client_name": "Acme"}
+        event_id = publish("platform.partner-clients", "client.partner_invited.v1", firm, invited)
+        # The same event again, as a new record at a new offset.
+        publish("platform.partner-clients", "client.partner_invited.v1", firm, invited, event_id=event_id)
+        marker = publish("platform.partner-clients", "client.partner_invited.v1", firm,
+                         {"client_id": "c-2", "client_name": "Beta"})
+
+        async def both_invited() -> bool:
+            page = (await api.get("/v1/clients", params={"tab": "invitations"},
+                                  headers=auth(admin, firm, "admin"))).json()
+            return len(page["items"]) == 2
+
+        await eventually(both_invited)
+        assert marker
+        events_before = service.directory.recorder.max_notification_id()
+        applied = received_count(service)
+        relationship = service.directory.repository.get(client_key(firm, "c-1"))
+        assert relationship.version == 1  # invited once, not twice
+        assert applied >= 3
+
+    # A new instance of the same group on the same store resumes from the tracked positions.
+    async with client_directory(broker.bootstrap, store, group_id=group) as (service, api):
+        publish("platform.partner-clients", "client.renamed.v1", firm, {"client_id": "c-2", "client_name": "Beta 2"})
+
+        async def renamed() -> bool:
+            page = (await api.get("/v1/clients", params={"tab": "invitations", "q": "beta 2"},
+                                  headers=auth(admin, firm, "admin"))).json()
+            return len(page["items"]) == 1
+
+        await eventually(renamed)
+        # Only the rename (and its inbox record) were added: nothing earlier was applied again.
+        assert service.directory.recorder.max_notification_id() == events_before + 2
+
+
+async def test_unreadable_records_go_to_the_dead_letter_topic_and_the_consumer_goes_on(
+    broker, stores, publish: Publish, producer
+) -> None:
+    firm, admin = unique("firm"), unique("admin")
+    async with client_directory(broker.bootstrap, stores.new("sqlite")) as (_, api):
+        poison_key = unique("poison").encode()
+        producer.send("platform.partner-clients", key=poison_key, value=b'{"truncated": ',
+                      headers=[("traceparent", b"00-1")])
+        producer.send("platform.partner-clients", key=poison_key,
+                      value=b'{"specversion":"1.0","id":"x","source":"/s","type":"client.exploded.v1",'
+                            b'"time":"2026-01-01T00:00:00Z","subject":"c","partnerid":"f","data":{}}')
+        producer.flush()
+        publish("platform.partner-members", "partner.member.added.v1", firm,
+                {"user_id": admin, "email": f"{admin}@firm.test", "name": "Ada", "role": "admin", "locale": "en"})
+        publish("platform.partner-clients", "client.partner_invited.v1", firm,
+                {"client_id": "c-9", "client_name": "After the poison"})
+
+        async def applied() -> bool:
+            page = (await api.get("/v1/clients", params={"tab": "invitations"},
+                                  headers=auth(admin, firm, "admin"))).json()
+            return len(page["items"]) == 1
+
+        await eventually(applied)
+
+        async def dead_letters() -> list:
+            records = await asyncio.to_thread(read_topic, broker.bootstrap, "platform.partner-clients.dlq")
+            mine = [r for r in records if r.key == poison_key]
+            return mine if len(mine) >= 2 else []
+
+        letters = await eventually(dead_letters)
+        by_value = {r.value: dict(r.headers) for r in letters}
+        truncated = by_value[b'{"truncated": ']
+        assert truncated["traceparent"] == b"00-1"
+        assert truncated["kafka_dlt-original-topic"] == b"platform.partner-clients"
+        assert truncated["kafka_dlt-exception-fqcn"] == b"json.decoder.JSONDecodeError"
+        assert int(truncated["kafka_dlt-original-offset"]) >= 0
+        unknown = next(h for v, h in by_value.items() if b"client.exploded.v1" in v)
+        assert b"unknown event type" in unknown["kafka_dlt-exception-message"]

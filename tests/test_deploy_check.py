@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -265,6 +266,56 @@ def test_the_command_line_prints_one_line_per_problem(topology: Path) -> None:
     smtp = [p for p in problems if "SMTP_TLS='ssl' should be none or starttls or tls" in p]
     assert any(p.startswith("deploy/k8s/notifier.yaml: Deployment/notifier") for p in smtp)
     assert len(smtp) + 1 == len(problems), problems  # every other line is about SMTP_TLS
+
+
+# ---- the services accept the environment the topology gives them ------------------------
+
+
+def service_settings(module: str) -> Any:
+    """The service's Settings class (its config module is another engineer's)."""
+    return pytest.importorskip(f"services.{module}.config").Settings
+
+
+@pytest.mark.parametrize(("service", "module"), [
+    ("client-directory", "client_directory"), ("notifier", "notifier"),
+])
+def test_the_services_accept_the_compose_environment(service: str, module: str) -> None:
+    from deploy.check import interpolate
+
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    env = {k: interpolate(v) for k, v in compose["services"][service]["environment"].items()}
+    settings = service_settings(module).from_env(env)
+    assert settings.http_host == "0.0.0.0"
+    assert settings.kafka.acks == "all" and settings.kafka.enable_idempotence is True
+    assert settings.store.kind == "postgresql"
+
+
+@pytest.mark.parametrize(("service", "module"), [
+    ("client-directory", "client_directory"), ("notifier", "notifier"),
+])
+def test_the_services_accept_the_kubernetes_environment(
+    service: str, module: str, tmp_path: Path
+) -> None:
+    k8s = ROOT / "deploy" / "k8s"
+    configmap = yaml.safe_load((k8s / "configmap.yaml").read_text())["data"]
+    secrets = {
+        doc["metadata"]["name"]: doc["stringData"]
+        for doc in yaml.safe_load_all((k8s / "examples" / "secrets.example.yaml").read_text())
+    }
+    deployment = next(yaml.safe_load_all((k8s / f"{service}.yaml").read_text()))
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = dict(configmap)
+    for item in container["env"]:
+        ref = item["valueFrom"]["secretKeyRef"]
+        env[item["name"]] = secrets[ref["name"]][ref["key"]]
+    env["PORTAL_JWT_SECRET"] = "x" * 32  # the example's placeholder is deliberately short
+    ca = tmp_path / "ca.crt"
+    ca.write_text(secrets["kafka-ca"]["ca.crt"])
+    env["KAFKA_SSL_CAFILE"] = str(ca)  # mounted from the Secret kafka-ca in the cluster
+    settings = service_settings(module).from_env(env)
+    assert settings.http_host == "0.0.0.0"
+    assert settings.kafka.security_protocol == "SASL_SSL"
+    assert settings.kafka.acks == "all" and settings.kafka.enable_idempotence is True
 
 
 # ---- deploy.provision_topics: settings -------------------------------------------------

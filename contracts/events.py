@@ -185,7 +185,7 @@ class EmailFailed(EventData):
 class EventType:
     """One entry of the contract: a CloudEvent type, its topic, data model and subject field."""
 
-    type: str
+    name: str
     topic: Topic
     data: type[EventData]
     subject_field: str
@@ -193,7 +193,7 @@ class EventType:
 
 
 EVENT_TYPES: dict[str, EventType] = {
-    e.type: e
+    e.name: e
     for e in [
         EventType("partner.member.added.v1", Topic.PARTNER_MEMBERS, MemberAdded, "user_id",
                   "A member joined the firm"),

@@ -7,6 +7,7 @@ everything.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -35,11 +36,8 @@ def forget_broker_positions(db: Path) -> None:
     applied stay applied (CloudEvent ids still deduplicate)."""
     if not db.exists():
         return
-    with sqlite3.connect(db) as conn:
-        try:
-            conn.execute("DELETE FROM tracking WHERE application_name LIKE 'kafka:%'")
-        except sqlite3.OperationalError:
-            pass  # a store that never consumed
+    with sqlite3.connect(db) as conn, contextlib.suppress(sqlite3.OperationalError):  # never consumed
+        conn.execute("DELETE FROM tracking WHERE application_name LIKE 'kafka:%'")
 
 
 def pipe(prefix: str, stream: object) -> None:
@@ -85,8 +83,8 @@ def main() -> int:
     try:
         for name, port in ports.items():
             wait_for_port(port, timeout=60, process=processes[name])
-        say("ready: client_directory http://127.0.0.1:%d (docs at /docs), notifier http://127.0.0.1:%d; "
-            "Ctrl-C stops everything" % (ports["client_directory"], ports["notifier"]))
+        say(f"ready: client_directory http://127.0.0.1:{ports['client_directory']} (docs at /docs), "
+            f"notifier http://127.0.0.1:{ports['notifier']}; Ctrl-C stops everything")
         while all(p.poll() is None for p in processes.values()):
             time.sleep(0.5)
         dead = [n for n, p in processes.items() if p.poll() is not None]

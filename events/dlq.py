@@ -9,9 +9,13 @@ from events.envelope import InboundRecord, InvalidRecord
 MAX_HEADER_MESSAGE = 4000
 
 
-def dead_letter(record: InboundRecord, error: InvalidRecord) -> tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]:
+DeadLetter = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
+
+
+def dead_letter(record: InboundRecord, error: InvalidRecord) -> DeadLetter:
     """(topic, key, value, headers) of the dead letter for a record that could not be read."""
-    headers = list(record.headers) + [
+    headers = [
+        *record.headers,
         ("kafka_dlt-original-topic", record.topic.encode()),
         ("kafka_dlt-original-partition", str(record.partition).encode()),
         ("kafka_dlt-original-offset", str(record.offset).encode()),

@@ -9,6 +9,7 @@ woken early when the same process writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -64,12 +65,11 @@ class LogFollower(ABC):
                     break
                 self.process(batch, batch[-1].id)
                 applied += len(batch)
-        try:
+        with contextlib.suppress(Exception):  # metrics must never break processing
+            head = self.app.recorder.max_notification_id() or 0
             PROJECTION_LAG.labels(self.app.name, self.name).set(
-                max(0, self.app.recorder.max_notification_id() - self.position()) if not self.topics else 0
+                max(0, head - self.position()) if not self.topics else 0
             )
-        except Exception:  # metrics must never break processing
-            pass
         return applied
 
 
@@ -103,8 +103,6 @@ class FollowerRunner:
                 if on_error:
                     on_error(error)
                 delay = min(max(delay * 2, 0.5), 10.0)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
             self._wake.clear()

@@ -87,7 +87,7 @@ class UnitOfWork:
         if aggregate_id in self._missing:
             return None
         if aggregate_id in self.app.repository:
-            aggregate = self.app.repository.get(aggregate_id)
+            aggregate: Any = self.app.repository.get(aggregate_id)
             self._loaded[aggregate_id] = aggregate
             return aggregate
         self._missing.add(aggregate_id)

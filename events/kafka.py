@@ -20,8 +20,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
-from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
-from faststream.security import BaseSecurity
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from events.config import KafkaSettings
 from events.dlq import dead_letter
@@ -56,7 +55,8 @@ def make_broker(settings: KafkaSettings, client_id: str, **kwargs: Any) -> Kafka
     if settings.security_protocol != "PLAINTEXT":
         import ssl
 
-        context = ssl.create_default_context(cafile=settings.ssl_cafile) if "SSL" in settings.security_protocol else None
+        with_tls = "SSL" in settings.security_protocol
+        context = ssl.create_default_context(cafile=settings.ssl_cafile) if with_tls else None
         if settings.sasl_mechanism:
             cls = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}[
                 settings.sasl_mechanism

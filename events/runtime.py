@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import uvicorn
@@ -31,7 +31,7 @@ class Runtime:
         broker: KafkaBroker,
         followers: Sequence[LogFollower],
         *,
-        background: Sequence[Callable[[], Awaitable[None]]] = (),
+        background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
     ) -> None:
         self.service = service
         self.app = app
@@ -81,7 +81,10 @@ class Runtime:
     def wake_on_write(self, wake: Callable[[], None]) -> None:
         """Run `wake` on this event loop whenever the store is written, from any thread."""
         loop = asyncio.get_running_loop()
-        self.app.listeners.append(lambda: loop.call_soon_threadsafe(wake))
+        def listener() -> None:
+            loop.call_soon_threadsafe(wake)
+
+        self.app.listeners.append(listener)
 
     async def start(self) -> None:
         self.wake_on_write(self.runner.wake)

@@ -4,6 +4,7 @@ transaction as what it produced."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -134,10 +135,8 @@ class ReadModel:
         return value
 
     def set_tracking(self, name: str, position: int) -> None:
-        try:
+        with contextlib.suppress(IntegrityError):  # already there or further on
             self.write(lambda c: None, Tracking(name, position))
-        except IntegrityError:
-            pass
 
 
 class _Translating:

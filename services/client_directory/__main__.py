@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     projections = commands.add_parser("projections", help="read-model maintenance")
     projections_commands = projections.add_subparsers(dest="action", required=True)
     projections_commands.add_parser(
-        "rebuild", help="rebuild every read model from the event store into fresh tables, then switch over"
+        "rebuild",
+        help="rebuild every read model from the event store into fresh tables, then switch over",
     )
     args = parser.parse_args(argv)
     configure("client_directory")
@@ -49,17 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         service = build(settings)
     except Exception as error:  # the store is unreachable or refuses us: one line, non-zero
-        print(f"client_directory: cannot open store {settings.store.describe()}: {error}", file=sys.stderr)
+        print(f"client_directory: cannot open store {settings.store.describe()}: {error}",
+              file=sys.stderr)
         return 3
 
     async def run() -> None:
         service.relay.loop = asyncio.get_running_loop()
         await serve(service.api, service.runtime, settings.http_host, settings.http_port)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -14,14 +14,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from events.store import Cursor, ReadModel
 from services.client_directory.application.directory import ClientDirectory
 from services.client_directory.config import Settings
-from services.client_directory.projections.clients import TABLES, ClientsProjection, schema
+from services.client_directory.projections.clients import (
+    TABLES,
+    ClientsProjection,
+    schema,
+    tracking_table,
+)
 
 PREFIX = "rebuild_"
 LIVE = ClientsProjection.name
 
 
-def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *, show_progress: bool = True,
-                       stop_after: int | None = None) -> int:
+def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *,
+                       show_progress: bool = True, stop_after: int | None = None) -> int:
     """Returns how many notifications the fresh tables were built from."""
     fresh = ClientsProjection(directory, read_model, prefix=PREFIX)
     head = directory.recorder.max_notification_id() or 0
@@ -29,7 +34,8 @@ def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *, sho
     started = time.monotonic()
     with Progress(
         TextColumn("rebuilding read models"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>10} ev/s"), TimeRemainingColumn(), disable=not show_progress,
+        TextColumn("{task.fields[rate]:>10} ev/s"), TimeRemainingColumn(),
+        disable=not show_progress,
     ) as progress:
         task = progress.add_task("rebuild", total=head, completed=done, rate="-")
         while True:
@@ -39,7 +45,8 @@ def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *, sho
             fresh.process(batch, batch[-1].id)
             done = batch[-1].id
             elapsed = max(time.monotonic() - started, 1e-6)
-            progress.update(task, completed=done, total=max(head, done), rate=f"{done / elapsed:,.0f}")
+            progress.update(task, completed=done, total=max(head, done),
+                            rate=f"{done / elapsed:,.0f}")
             if stop_after is not None and done >= stop_after:
                 return done
     switch_over(read_model, fresh.name, done)
@@ -48,21 +55,22 @@ def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *, sho
 
 def switch_over(read_model: ReadModel, fresh_tracking: str, position: int) -> None:
     """One transaction: drop the live tables, rename the fresh ones, move the position."""
-    tracking_table = "tracking" if read_model.kind == "sqlite" else read_model.recorder.tracking_table_name
+    tracking = tracking_table(read_model)
 
     def swap(c: Cursor) -> None:
         for table in TABLES:
             c.execute(f"DROP TABLE IF EXISTS {table}")
             c.execute(f"ALTER TABLE {PREFIX}{table} RENAME TO {table}")
-        for statement in schema(PREFIX):
+        for statement in schema(PREFIX, read_model.kind):
             match = re.match(r"CREATE INDEX IF NOT EXISTS (\w+)", statement)
             if match:
                 c.execute(f"DROP INDEX IF EXISTS {match.group(1)}")
-        for statement in schema():
+        for statement in schema("", read_model.kind):
             c.execute(statement)
-        c.execute(f"DELETE FROM {tracking_table} WHERE application_name = ?", (fresh_tracking,))
-        c.execute(f"DELETE FROM {tracking_table} WHERE application_name = ?", (LIVE,))
-        c.execute(f"INSERT INTO {tracking_table} (application_name, notification_id) VALUES (?, ?)", (LIVE, position))
+        c.execute(f"DELETE FROM {tracking} WHERE application_name = ?", (fresh_tracking,))
+        c.execute(f"DELETE FROM {tracking} WHERE application_name = ?", (LIVE,))
+        c.execute(f"INSERT INTO {tracking} (application_name, notification_id) VALUES (?, ?)",
+                  (LIVE, position))
 
     read_model.write(swap)
 

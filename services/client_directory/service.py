@@ -53,7 +53,8 @@ def build(settings: Settings, *, session_timeout_ms: int = 10_000) -> ClientDire
     sink = InboxSink(SERVICE, directory, directory.handle)
     consumer = TrackedConsumer(
         broker, sink, [t.value for t in CONSUMES], settings.group_id,
-        session_timeout_ms=session_timeout_ms, heartbeat_interval_ms=max(500, session_timeout_ms // 5),
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(500, session_timeout_ms // 5),
     )
     relay = OutboxRelay(directory, broker)
     runtime = Runtime(SERVICE, directory, broker, [projection, relay])
@@ -63,5 +64,5 @@ def build(settings: Settings, *, session_timeout_ms: int = 10_000) -> ClientDire
         wake_relay=runtime.runner.wake,
     )
     add_operational_routes(api, runtime)
-    return ClientDirectoryService(settings, directory, read_model, projection, queries, broker, consumer,
-                                  relay, runtime, api)
+    return ClientDirectoryService(settings, directory, read_model, projection, queries, broker,
+                                  consumer, relay, runtime, api)

@@ -3,11 +3,16 @@
 Inbound platform events are applied by `handle` (called per event by the inbox, inside the
 batch's transaction). Portal commands are methods that change aggregates and put the events
 they publish into the outbox in the same transaction.
+
+Every change to a relationship's accountants goes through `_changing`, which keeps each
+user's `Assignments` index in the same unit of work: that index is how removing a member
+unassigns them from every client in the event store, not only in the read model.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +29,7 @@ from contracts.events import (
     ClientRenamed,
     ClientVerificationCompleted,
     ClientVerificationFailed,
+    EventData,
     MemberAdded,
     MemberRemoved,
     MemberRoleChanged,
@@ -36,10 +42,13 @@ from events.inbox import ReceivedEvent, Rejected, UnitOfWork
 from events.outbox import OutboundMessage, message_id
 from events.store import EventStoreApplication
 from services.client_directory.domain.model import (
+    ENDED,
+    Assignments,
     ClientFigures,
     ClientRelationship,
     Member,
     NotificationPreference,
+    assignments_key,
     client_key,
     figures_key,
     member_key,
@@ -47,10 +56,19 @@ from services.client_directory.domain.model import (
 )
 
 SOURCE = "/partner-portal/client-directory"
+COMMAND_ATTEMPTS = 5
 
 
 class CommandRejected(Exception):
     """A command that is illegal in the current state (HTTP 409)."""
+
+
+class NotAMember(Exception):
+    """The user a command names is not a member of the caller's firm (HTTP 422)."""
+
+
+class IdempotencyKeyReused(Exception):
+    """An Idempotency-Key already used for a different request (HTTP 422)."""
 
 
 class ClientDirectory(EventStoreApplication):
@@ -59,8 +77,10 @@ class ClientDirectory(EventStoreApplication):
     # --- inbound facts ------------------------------------------------------------------------
 
     def handle(self, inbound: InboundEvent, uow: UnitOfWork) -> None:
+        """Apply one inbound fact, or raise Rejected before changing anything."""
         partner = inbound.partner_id
         data: Any = inbound.data
+        _refuse_nul(partner, data)
         match data:
             case MemberAdded():
                 existing = uow.get(member_key(partner, data.user_id))
@@ -70,28 +90,47 @@ class ClientDirectory(EventStoreApplication):
                 self._member(uow, partner, data.user_id).change_role(data.role.value)
             case MemberRemoved():
                 self._member(uow, partner, data.user_id).remove()
+                self._unassign_everywhere(uow, partner, data.user_id)
             case ClientPartnerInvited():
                 existing = uow.get(client_key(partner, data.client_id))
-                uow.add(ClientRelationship.partner_invited(existing, partner, data.client_id, data.client_name))
+                if existing is None:
+                    uow.add(ClientRelationship.partner_invited(None, partner, data.client_id,
+                                                               data.client_name))
+                else:
+                    self._changing(uow, existing, lambda c: ClientRelationship.partner_invited(
+                        c, partner, data.client_id, data.client_name))
             case ClientOnboardingStarted():
                 existing = uow.get(client_key(partner, data.client_id))
-                uow.add(ClientRelationship.onboarding_started(
-                    existing, partner, data.client_id, data.client_name, data.invited_by))
+                if existing is None:
+                    uow.add(ClientRelationship.onboarding_started(
+                        None, partner, data.client_id, data.client_name, data.invited_by))
+                else:
+                    self._changing(uow, existing, lambda c: ClientRelationship.onboarding_started(
+                        c, partner, data.client_id, data.client_name, data.invited_by))
             case ClientVerificationCompleted():
                 self._client(uow, partner, data.client_id).complete_verification()
             case ClientVerificationFailed():
                 self._client(uow, partner, data.client_id).fail_verification(data.reason)
             case ClientDisconnected():
-                self._client(uow, partner, data.client_id).disconnect()
+                self._changing(uow, self._client(uow, partner, data.client_id),
+                               lambda c: c.disconnect())
             case ClientRenamed():
                 self._client(uow, partner, data.client_id).rename(data.client_name)
             case AccountantAssigned():
+                client = self._client(uow, partner, data.client_id)
                 # Members arrive on their own topic, so an assignment may come before the
-                # member is known here: it is kept, and shown once the member is known.
-                self._client(uow, partner, data.client_id).assign(data.user_id)
+                # member is known here: it is kept, and shown once the member is added. A
+                # member already removed is not assigned again (their removal came first).
+                member: Member | None = uow.get(member_key(partner, data.user_id))
+                if member is not None and not member.active:
+                    raise Rejected(f"{data.user_id} is no longer a member of {partner}")
+                self._changing(uow, client, lambda c: c.assign(data.user_id))
             case AccountantUnassigned():
-                self._client(uow, partner, data.client_id).unassign(data.user_id)
+                self._changing(uow, self._client(uow, partner, data.client_id),
+                               lambda c: c.unassign(data.user_id))
             case ClientMetricsUpdated():
+                # Figures have their own topic and may come before the relationship: kept,
+                # and shown once (and while) the client is on a tab.
                 figures = uow.get(figures_key(partner, data.client_id))
                 if figures is None:
                     figures = uow.add(ClientFigures(partner_id=partner, client_id=data.client_id))
@@ -122,105 +161,187 @@ class ClientDirectory(EventStoreApplication):
             raise Rejected(f"{user_id} was never a member of {partner_id}")
         return member
 
+    @staticmethod
+    def _changing(uow: UnitOfWork, client: ClientRelationship,
+                  change: Callable[[ClientRelationship], Any]) -> None:
+        """Apply `change` to the client and bring the users' Assignments in step with it."""
+        before = set(client.accountants)
+        change(client)
+        after = set(client.accountants)
+        for user_id in sorted(before ^ after):
+            index: Assignments | None = uow.get(assignments_key(client.partner_id, user_id))
+            if index is None:
+                index = uow.add(Assignments(partner_id=client.partner_id, user_id=user_id))
+            if user_id in after:
+                index.note(client.client_id)
+            else:
+                index.forget(client.client_id)
+
+    def _unassign_everywhere(self, uow: UnitOfWork, partner_id: str, user_id: str) -> None:
+        index: Assignments | None = uow.get(assignments_key(partner_id, user_id))
+        if index is None:
+            return
+        for client_id in list(index.clients):
+            client: ClientRelationship | None = uow.get(client_key(partner_id, client_id))
+            if client is not None and user_id in client.accountants:
+                self._changing(uow, client, lambda c: c.unassign(user_id))
+            else:
+                index.forget(client_id)  # cannot happen while every change goes through here
+
     # --- commands from the portal ------------------------------------------------------------
 
-    def _load_client(self, partner_id: str, client_id: str) -> ClientRelationship:
-        key = client_key(partner_id, client_id)
-        if key not in self.repository:
+    def _execute(self, command: Callable[[UnitOfWork], Sequence[Any]]) -> int | None:
+        """Run a command on fresh aggregates and save it with what it publishes.
+
+        The consumer may save the same aggregates meanwhile (optimistic concurrency): the
+        command is then run again on the new state; after a few tries it is a 409.
+        """
+        for _ in range(COMMAND_ATTEMPTS):
+            uow = UnitOfWork(self)
+            extra = command(uow)
+            try:
+                return self.record(*uow.changed(), *extra)
+            except IntegrityError:
+                continue
+        raise CommandRejected("the client keeps changing; try again")
+
+    @staticmethod
+    def _current_client(uow: UnitOfWork, partner_id: str, client_id: str) -> ClientRelationship:
+        client: ClientRelationship | None = uow.get(client_key(partner_id, client_id))
+        if client is None or client.status in ENDED:
             raise LookupError(client_id)
-        client: ClientRelationship = self.repository.get(key)
         return client
 
-    def _commit(self, *aggregates: Any) -> int | None:
-        """Save; a concurrent writer surfaces as CommandRejected (409) rather than a 500."""
-        try:
-            return self.record(*aggregates)
-        except IntegrityError:
-            raise CommandRejected("the client changed meanwhile; try again") from None
+    @staticmethod
+    def _active_member(uow: UnitOfWork, partner_id: str, user_id: str) -> Member:
+        member: Member | None = uow.get(member_key(partner_id, user_id))
+        if member is None or not member.active:
+            raise NotAMember(f"{user_id} is not a member of this firm")
+        return member
 
     def accept_invitation(self, partner_id: str, client_id: str, by: str) -> int | None:
-        client = self._load_client(partner_id, client_id)
-        try:
-            client.accept_invitation(by)
-        except Rejected as rejection:
-            raise CommandRejected(str(rejection)) from None
-        out = self._outbound(Topic.CLIENT_DIRECTORY, "client.invitation_accepted.v1", partner_id, client_id,
-                             {"client_id": client_id, "by": by})
-        return self._commit(client, *out)
+        def command(uow: UnitOfWork) -> Sequence[Any]:
+            client = self._current_client(uow, partner_id, client_id)
+            _as_command(lambda: client.accept_invitation(by))
+            return self._outbound(Topic.CLIENT_DIRECTORY, "client.invitation_accepted.v1", partner_id,
+                                  client_id, {"client_id": client_id, "by": by})
+
+        return self._execute(command)
 
     def decline_invitation(self, partner_id: str, client_id: str, by: str) -> int | None:
-        client = self._load_client(partner_id, client_id)
-        try:
-            client.decline_invitation(by)
-        except Rejected as rejection:
-            raise CommandRejected(str(rejection)) from None
-        out = self._outbound(Topic.CLIENT_DIRECTORY, "client.invitation_declined.v1", partner_id, client_id,
-                             {"client_id": client_id, "by": by})
-        return self._commit(client, *out)
+        def command(uow: UnitOfWork) -> Sequence[Any]:
+            client = self._current_client(uow, partner_id, client_id)
+            # Declining ends the relationship, which clears its accountants.
+            self._changing(uow, client, lambda c: _as_command(lambda: c.decline_invitation(by)))
+            return self._outbound(Topic.CLIENT_DIRECTORY, "client.invitation_declined.v1", partner_id,
+                                  client_id, {"client_id": client_id, "by": by})
+
+        return self._execute(command)
 
     def assign(self, partner_id: str, client_id: str, user_id: str) -> int | None:
-        client = self._load_client(partner_id, client_id)
-        if user_id in client.accountants:
-            return None  # PUT is idempotent
-        try:
-            client.assign(user_id)
-        except Rejected as rejection:
-            raise CommandRejected(str(rejection)) from None
-        out = self._outbound(Topic.CLIENT_DIRECTORY, "client.accountant_assigned.v1", partner_id, client_id,
-                             {"client_id": client_id, "user_id": user_id})
-        return self._commit(client, *out)
+        """Assign a member; assigning someone already assigned changes nothing (PUT)."""
+
+        def command(uow: UnitOfWork) -> Sequence[Any]:
+            client = self._current_client(uow, partner_id, client_id)
+            self._active_member(uow, partner_id, user_id)
+            if user_id in client.accountants:
+                return ()
+            self._changing(uow, client, lambda c: _as_command(lambda: c.assign(user_id)))
+            return self._outbound(Topic.CLIENT_DIRECTORY, "client.accountant_assigned.v1", partner_id,
+                                  client_id, {"client_id": client_id, "user_id": user_id})
+
+        return self._execute(command)
 
     def unassign(self, partner_id: str, client_id: str, user_id: str) -> int | None:
-        client = self._load_client(partner_id, client_id)
-        if user_id not in client.accountants:
-            return None  # DELETE is idempotent
-        client.unassign(user_id)
-        out = self._outbound(Topic.CLIENT_DIRECTORY, "client.accountant_unassigned.v1", partner_id, client_id,
-                             {"client_id": client_id, "user_id": user_id})
-        return self._commit(client, *out)
+        """Unassign; unassigning a member who is not assigned changes nothing (DELETE)."""
+
+        def command(uow: UnitOfWork) -> Sequence[Any]:
+            client = self._current_client(uow, partner_id, client_id)
+            if user_id not in client.accountants:
+                self._active_member(uow, partner_id, user_id)
+                return ()
+            # A kept assignment of a member not known yet may be undone too: it is real.
+            self._changing(uow, client, lambda c: c.unassign(user_id))
+            return self._outbound(Topic.CLIENT_DIRECTORY, "client.accountant_unassigned.v1",
+                                  partner_id, client_id, {"client_id": client_id, "user_id": user_id})
+
+        return self._execute(command)
 
     def set_preference(self, partner_id: str, client_id: str, user_id: str, email_enabled: bool,
                        frequency: str) -> int | None:
-        key = preference_key(partner_id, client_id, user_id)
-        preference = (
-            self.repository.get(key)
-            if key in self.repository
-            else NotificationPreference(partner_id=partner_id, client_id=client_id, user_id=user_id)
-        )
-        preference.set(email_enabled, frequency)
-        out = self._outbound(Topic.NOTIFICATIONS, "notification.preference_set.v1", partner_id, client_id,
-                             {"client_id": client_id, "user_id": user_id, "email_enabled": email_enabled,
-                              "frequency": frequency})
-        return self._commit(preference, *out)
+        def command(uow: UnitOfWork) -> Sequence[Any]:
+            preference = uow.get(preference_key(partner_id, client_id, user_id))
+            if preference is None:
+                preference = uow.add(NotificationPreference(
+                    partner_id=partner_id, client_id=client_id, user_id=user_id))
+            preference.set(email_enabled, frequency)
+            return self._outbound(Topic.NOTIFICATIONS, "notification.preference_set.v1", partner_id,
+                                  client_id, {"client_id": client_id, "user_id": user_id,
+                                              "email_enabled": email_enabled, "frequency": frequency})
+
+        return self._execute(command)
 
     def request_reminder(self, partner_id: str, client_id: str, requested_by: str, tasks: list[str],
                          comment: str, idempotency_key: str | None) -> tuple[str, int | None]:
-        """Returns (reminder_id, notification id). The same Idempotency-Key gives the same reminder."""
+        """Returns (reminder_id, notification id). The same Idempotency-Key (per firm and
+        admin) gives the same reminder, published once; reused for another request: 422."""
         if idempotency_key:
-            reminder_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{partner_id}/{requested_by}/{idempotency_key}"))
+            reminder_id = str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                         f"{partner_id}/{requested_by}/{idempotency_key}"))
         else:
             reminder_id = str(uuid.uuid4())
         event_id = f"reminder-{reminder_id}"
-        if message_id(event_id) in self.repository:
+        data = {"reminder_id": reminder_id, "client_id": client_id, "requested_by": requested_by,
+                "tasks": tasks, "comment": comment}
+
+        def already() -> bool:
+            key = message_id(event_id)
+            if key not in self.repository:
+                return False
+            earlier: OutboundMessage = self.repository.get(key)
+            if earlier.cloud_event.get("data") != data:
+                raise IdempotencyKeyReused("this Idempotency-Key was used for another reminder")
+            return True
+
+        if already():
             return reminder_id, None
-        out = self._outbound(Topic.NOTIFICATIONS, "notification.reminder_requested.v1", partner_id, client_id,
-                             {"reminder_id": reminder_id, "client_id": client_id, "requested_by": requested_by,
-                              "tasks": tasks, "comment": comment}, event_id=event_id)
+        uow = UnitOfWork(self)
+        self._current_client(uow, partner_id, client_id)
+        out = self._outbound(Topic.NOTIFICATIONS, "notification.reminder_requested.v1", partner_id,
+                             client_id, data, event_id=event_id)
         try:
             return reminder_id, self.record(*out)
         except IntegrityError:
-            return reminder_id, None  # the same key, at the same moment: recorded once
+            if already():  # the same key at the same moment: recorded once
+                return reminder_id, None
+            raise
 
     @staticmethod
     def _outbound(topic: Topic, type_: str, partner_id: str, subject: str, data: dict[str, Any],
                   event_id: str | None = None) -> tuple[OutboundMessage, ReceivedEvent]:
         """The message to publish, and its id marked as received: this service consumes
         portal.notifications too, and must not apply its own command a second time."""
-        event_ = make_event(id=event_id or str(uuid.uuid4()), source=SOURCE, type=type_, subject=subject,
-                            partnerid=partner_id, data=data, time=datetime.now(UTC))
-        received = ReceivedEvent(event_id=event_.id, event_type=type_, partner_id=partner_id, subject=subject,
-                                 source=SOURCE, kafka_position="api", outcome="applied", reason="")
+        event_ = make_event(id=event_id or str(uuid.uuid4()), source=SOURCE, type=type_,
+                            subject=subject, partnerid=partner_id, data=data, time=datetime.now(UTC))
+        received = ReceivedEvent(event_id=event_.id, event_type=type_, partner_id=partner_id,
+                                 subject=subject, source=SOURCE, kafka_position="api",
+                                 outcome="applied", reason="")
         return OutboundMessage.of(topic.value, event_), received
+
+
+def _as_command(rule: Callable[[], Any]) -> None:
+    """A domain rule broken by a command is the caller's conflict (409), not an inbound rejection."""
+    try:
+        rule()
+    except Rejected as rejection:
+        raise CommandRejected(str(rejection)) from None
+
+
+def _refuse_nul(partner_id: str, data: EventData) -> None:
+    # PostgreSQL text cannot hold NUL: such an id would stall the read model for good.
+    values = [partner_id, *(v for v in data.model_dump().values() if isinstance(v, str))]
+    if any("\x00" in v for v in values):
+        raise Rejected("an id or name contains a NUL character")
 
 
 def as_cloud_event(message: OutboundMessage) -> CloudEvent:

@@ -31,6 +31,10 @@ def preference_key(partner_id: str, client_id: str, user_id: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"preference/{partner_id}/{client_id}/{user_id}")
 
 
+def assignments_key(partner_id: str, user_id: str) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, f"assignments/{partner_id}/{user_id}")
+
+
 class Status(StrEnum):
     INVITED = "invited"  # the client added the firm; waiting for the firm to accept
     ONBOARDING = "onboarding"  # the firm invited the client; verification under way
@@ -361,6 +365,59 @@ class Member(Aggregate):
     @event(Removed)
     def _removed(self) -> None:
         self.active = False
+
+
+class Assignments(Aggregate):
+    """The clients one user is assigned to within a firm.
+
+    An index kept in the same unit of work as every change to a relationship's accountants,
+    so removing a member can unassign them from each of their clients in the event store.
+    It exists apart from Member because an assignment may arrive before the member does.
+    """
+
+    TOPIC = "client_directory:Assignments"
+
+    class Event(Aggregate.Event):
+        TOPIC = "client_directory:Assignments.Event"
+
+    class Created(Aggregate.Created):
+        TOPIC = "client_directory:Assignments.Created"
+        partner_id: str
+        user_id: str
+
+    @event(Created)
+    def __init__(self, partner_id: str, user_id: str) -> None:
+        self.partner_id = partner_id
+        self.user_id = user_id
+        self.clients: list[str] = []
+
+    @staticmethod
+    def create_id(partner_id: str, user_id: str, **_: Any) -> uuid.UUID:
+        return assignments_key(partner_id, user_id)
+
+    class Noted(Event):
+        TOPIC = "client_directory:Assignments.Noted"
+        client_id: str
+
+    def note(self, client_id: str) -> None:
+        if client_id not in self.clients:
+            self._noted(client_id=client_id)
+
+    @event(Noted)
+    def _noted(self, client_id: str) -> None:
+        self.clients = [*self.clients, client_id]
+
+    class Forgotten(Event):
+        TOPIC = "client_directory:Assignments.Forgotten"
+        client_id: str
+
+    def forget(self, client_id: str) -> None:
+        if client_id in self.clients:
+            self._forgotten(client_id=client_id)
+
+    @event(Forgotten)
+    def _forgotten(self, client_id: str) -> None:
+        self.clients = [c for c in self.clients if c != client_id]
 
 
 class NotificationPreference(Aggregate):

@@ -1,0 +1,87 @@
+"""A big firm in the read model, and the query plans of its tabs (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from contracts.api import TabId
+from events.store import Cursor, ReadModel
+from services.client_directory.projections.clients import (
+    Caller,
+    ClientQueries,
+    count_query,
+    tab_query,
+)
+from services.client_directory.projections.text import fold, sort_key
+
+TAB_CYCLE = ("invitations", "onboarding", *("connected",) * 7, "")  # 10% ended
+STATUS = {"invitations": "invited", "onboarding": "onboarding", "connected": "connected", "": "disconnected"}
+
+
+def fill(read_model: ReadModel, partner: str, clients: int, user: str) -> None:
+    """`clients` rows for the firm; `user` is assigned to every third client; 5% have missing receipts."""
+    rows, assignments = [], []
+    counts: Counter[tuple[str, str]] = Counter()
+    for n in range(clients):
+        tab = TAB_CYCLE[n % len(TAB_CYCLE)]
+        name = f"Client {n}"
+        missing = 3 if n % 20 == 0 else 0
+        rows.append((partner, f"id-{n:06d}", name, sort_key(name), fold(name), STATUS[tab], tab, missing))
+        counts["", tab] += 1
+        if n % 3 == 0:
+            assignments.append((partner, user, f"id-{n:06d}", tab, sort_key(name), missing))
+            counts[user, tab] += 1
+
+    def insert(c: Cursor) -> None:
+        c.executemany("INSERT INTO cd_clients (partner_id, client_id, name, sort_key, search_key, status, tab, "
+                      "missing_receipts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)  # type: ignore[attr-defined]
+        c.executemany("INSERT INTO cd_assignments (partner_id, user_id, client_id, tab, sort_key, "
+                      "missing_receipts) VALUES (?, ?, ?, ?, ?, ?)", assignments)  # type: ignore[attr-defined]
+        c.executemany("INSERT INTO cd_counts (partner_id, scope, tab, n) VALUES (?, ?, ?, ?)",  # type: ignore[attr-defined]
+                      [(partner, scope, tab, n) for (scope, tab), n in counts.items() if tab])
+        c.execute("INSERT INTO cd_members (partner_id, user_id, name, email, role, locale, active) "
+                  "VALUES (?, ?, 'U', 'u@x.test', 'admin', 'en', 1)", (partner, user))
+
+    read_model.write(insert)
+    read_model.write(lambda c: c.execute("ANALYZE"))
+
+
+def queries_of(partner: str, user: str) -> dict[str, tuple[str, list[Any]]]:
+    """Every query shape a page of the Clients page runs, by a readable name."""
+    admin = Caller(partner, user, "admin")
+    accountant = Caller(partner, user, "accountant")
+    cursor = {"k": sort_key("Client 500"), "i": "id-000500"}
+    shapes: dict[str, tuple[str, list[Any]]] = {}
+    for caller, tabs in ((admin, (TabId.INVITATIONS, TabId.ONBOARDING, TabId.MINE, TabId.ALL)),
+                         (accountant, (TabId.ONBOARDING, TabId.MINE))):
+        for tab in tabs:
+            name = f"{caller.role} {tab.value}"
+            shapes[f"{name} count"] = count_query(caller, tab)
+            for descending in (False, True):
+                for missing in (False, True):
+                    label = f"{name} {'desc' if descending else 'asc'}{' missing' if missing else ''}"
+                    shapes[label] = tab_query(caller, tab, descending=descending, missing_receipts=missing)
+                    shapes[f"{label} after cursor"] = tab_query(
+                        caller, tab, descending=descending, missing_receipts=missing, after=cursor)
+    return shapes
+
+
+def explain(read_model: ReadModel, statement: str, params: list[Any]) -> str:
+    prefix = "EXPLAIN QUERY PLAN " if read_model.kind == "sqlite" else "EXPLAIN "
+    rows = read_model.query(prefix + statement, params)
+    if read_model.kind == "sqlite":
+        return "\n".join(str(r["detail"]) for r in rows)
+    return "\n".join(str(next(iter(r.values()))) for r in rows)
+
+
+def timed_pages(queries: ClientQueries, partner: str, user: str, repeat: int = 20) -> float:
+    """Seconds per full page request (counts and 50 items) of every tab, on average."""
+    admin = Caller(partner, user, "admin")
+    started = time.perf_counter()
+    for _ in range(repeat):
+        for tab in (TabId.INVITATIONS, TabId.ONBOARDING, TabId.MINE, TabId.ALL):
+            queries.page(admin, tab, limit=50)
+            queries.page(admin, tab, limit=50, missing_receipts=True, descending=True)
+    return (time.perf_counter() - started) / (repeat * 8)

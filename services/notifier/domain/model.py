@@ -135,6 +135,9 @@ class ClientFile(Aggregate):
         self.missing_receipts = 0
         self.ready_to_export = 0
         self.as_of: datetime | None = None
+        # The directory's status (invited, onboarding, verification_failed, connected); ""
+        # until a fact tells it. Accountants never see an invited client.
+        self.status = ""
 
     @staticmethod
     def create_id(partner_id: str, client_id: str, **_: Any) -> uuid.UUID:
@@ -162,6 +165,19 @@ class ClientFile(Aggregate):
     def _ended(self) -> None:
         self.active = False
         self.accountants = []
+
+    class StatusChanged(Event):
+        TOPIC = "notifier:ClientFile.StatusChanged"
+        status: str
+
+    def change_status(self, status: str) -> None:
+        """Follow the relationship's status while it is active (no event when unchanged)."""
+        if self.active and status != self.status:
+            self._status_changed(status=status)
+
+    @event(StatusChanged)
+    def _status_changed(self, status: str) -> None:
+        self.status = status
 
     class Renamed(Event):
         TOPIC = "notifier:ClientFile.Renamed"
@@ -265,6 +281,18 @@ class Preference(Aggregate):
     def cover(self, due_at: datetime) -> None:
         self.last_covered = due_at
 
+    class Skipped(Event):
+        """The due time passed without a digest for this client (the recipient may no longer
+        see it, or left the firm): the schedule moves on, so it is not looked at again."""
+
+        TOPIC = "notifier:Preference.Skipped"
+        due_at: datetime
+        reason: str
+
+    @event(Skipped)
+    def skip(self, due_at: datetime, reason: str) -> None:
+        self.last_covered = due_at
+
 
 class Reminder(Aggregate):
     """An admin's ad-hoc reminder about one client."""
@@ -289,11 +317,32 @@ class Reminder(Aggregate):
                  comment: str, recipients: list[str]) -> None:
         self.partner_id, self.reminder_id, self.client_id = partner_id, reminder_id, client_id
         self.requested_by, self.tasks, self.comment = requested_by, tasks, comment
+        # Recipients are chosen when the reminder is dispatched, after the facts published
+        # before it were applied (see application/reminders.py); `recipients` at creation is
+        # only set by reminders recorded before dispatching was a separate step.
         self.recipients = recipients
+        self.state = "dispatched" if recipients else "pending"
+        self.reason = ""
 
     @staticmethod
     def create_id(partner_id: str, reminder_id: str, **_: Any) -> uuid.UUID:
         return reminder_key(partner_id, reminder_id)
+
+    class Dispatched(Event):
+        TOPIC = "notifier:Reminder.Dispatched"
+        recipients: list[str]
+
+    @event(Dispatched)
+    def dispatched(self, recipients: list[str]) -> None:
+        self.state, self.recipients = "dispatched", recipients
+
+    class Dropped(Event):
+        TOPIC = "notifier:Reminder.Dropped"
+        reason: str
+
+    @event(Dropped)
+    def dropped(self, reason: str) -> None:
+        self.state, self.reason = "dropped", reason
 
 
 class Delivery(Aggregate):
@@ -322,6 +371,8 @@ class Delivery(Aggregate):
         self.state = "due"
         self.attempts = 0
         self.outcome = ""
+        self.retry_at: datetime | None = None
+        self.deferrals = 0
 
     @staticmethod
     def create_id(message_id: str, **_: Any) -> uuid.UUID:
@@ -334,6 +385,22 @@ class Delivery(Aggregate):
     @event(Sent)
     def sent(self, attempts: int) -> None:
         self.state, self.attempts, self.outcome = "sent", attempts, "250 accepted"
+
+    class Deferred(Event):
+        """A 4xx that outlasted the quick retries: try again at `retry_at`, others go first."""
+
+        TOPIC = "notifier:Delivery.Deferred"
+        attempts: int
+        code: int | None
+        reason: str
+        retry_at: datetime
+
+    @event(Deferred)
+    def deferred(self, attempts: int, code: int | None, reason: str, retry_at: datetime) -> None:
+        self.state, self.attempts = "deferred", attempts
+        self.outcome = f"{code or ''} {reason}".strip()
+        self.retry_at = retry_at
+        self.deferrals += 1
 
     class Failed(Event):
         TOPIC = "notifier:Delivery.Failed"

@@ -1,12 +1,17 @@
 """The notifier's event store and how inbound facts change it.
 
-A reminder is turned into one due Delivery per assigned accountant in the same transaction
-that records the inbound event, so a reminder is never half-processed and never twice.
+A reminder is recorded as pending with the inbound event; it is turned into one due
+Delivery per assigned accountant later, in one transaction, by the dispatcher
+(application/reminders.py), once the facts published before it were applied: Kafka orders
+records within a partition only, and a reminder must not overtake the assignment it is about.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
 
 from contracts.events import (
     AccountantAssigned,
@@ -42,6 +47,7 @@ from services.notifier.domain.model import (
     preference_key,
     reminder_key,
 )
+from services.notifier.domain.recipients import reminder_exclusion, reminder_recipients
 from services.notifier.emails.render import reminder_message_id
 
 
@@ -49,7 +55,7 @@ class Notifier(EventStoreApplication):
     name = "notifier"
     mail_from = "Partner portal <no-reply@portal.localhost>"
 
-    def handle(self, inbound: InboundEvent, uow: UnitOfWork) -> None:  # noqa: C901 - one case per type
+    def handle(self, inbound: InboundEvent, uow: UnitOfWork) -> None:
         partner = inbound.partner_id
         data: Any = inbound.data
         match data:
@@ -69,6 +75,7 @@ class Notifier(EventStoreApplication):
                 if client.active:
                     raise Rejected(f"client {data.client_id} is already active")
                 client.start(data.client_name)
+                client.change_status("invited" if isinstance(data, ClientPartnerInvited) else "onboarding")
             case ClientDisconnected() | InvitationDeclined():
                 self._file(uow, partner, data.client_id).end()
             case ClientRenamed():
@@ -89,8 +96,10 @@ class Notifier(EventStoreApplication):
                 preference.set(data.email_enabled, data.frequency.value, inbound.envelope.time)
             case ReminderRequested():
                 self._remind(uow, partner, data)
-            case ClientVerificationCompleted() | ClientVerificationFailed() | InvitationAccepted():
-                pass  # no bearing on who gets which email
+            case ClientVerificationCompleted() | InvitationAccepted():
+                self._file(uow, partner, data.client_id).change_status("connected")
+            case ClientVerificationFailed():
+                self._file(uow, partner, data.client_id).change_status("verification_failed")
             case EmailSent() | EmailFailed():
                 pass  # our own outcomes
             case _:
@@ -99,36 +108,48 @@ class Notifier(EventStoreApplication):
     def _remind(self, uow: UnitOfWork, partner: str, data: ReminderRequested) -> None:
         if uow.get(reminder_key(partner, data.reminder_id)) is not None:
             raise Rejected(f"reminder {data.reminder_id} was already processed")
-        client: ClientFile | None = uow.get(client_key(partner, data.client_id))
-        if client is None or not client.active:
-            raise Rejected(f"client {data.client_id} is not a client of {partner}")
-        admin: Member | None = uow.get(member_key(partner, data.requested_by))
-        if admin is None or not admin.active or admin.role != "admin":
-            raise Rejected(f"{data.requested_by} is not an admin of {partner}")
-        recipients: list[Member] = []
-        for user_id in client.accountants:
-            member: Member | None = uow.get(member_key(partner, user_id))
-            if member is not None and member.active:
-                recipients.append(member)
-        tasks = [t.value for t in data.tasks]
         uow.add(Reminder(partner_id=partner, reminder_id=data.reminder_id, client_id=data.client_id,
-                         requested_by=data.requested_by, tasks=tasks, comment=data.comment,
-                         recipients=[m.user_id for m in recipients]))
-        for member in recipients:
-            message_id = reminder_message_id(data.reminder_id, member.user_id, self.mail_from)
-            uow.add(Delivery(
-                message_id=message_id, kind="reminder", partner_id=partner, user_id=member.user_id,
-                client_ids=[client.client_id],
+                         requested_by=data.requested_by, tasks=[t.value for t in data.tasks],
+                         comment=data.comment, recipients=[]))
+
+    def dispatch(self, reminder: Reminder) -> list[Delivery]:
+        """Choose the reminder's recipients now and make their deliveries (not saved here).
+
+        The reminder becomes dispatched, or dropped with the reason when it cannot be sent.
+        """
+        partner = reminder.partner_id
+        client = self._get(client_key(partner, reminder.client_id))
+        admin = self._get(member_key(partner, reminder.requested_by))
+        reason = reminder_exclusion(admin, client)
+        if reason is not None:
+            reminder.dropped(reason)
+            return []
+        assert client is not None and admin is not None
+        members = {user_id: self._get(member_key(partner, user_id)) for user_id in client.accountants}
+        recipients = reminder_recipients(client, members)
+        reminder.dispatched([m.user_id for m in recipients])
+        return [
+            Delivery(
+                message_id=reminder_message_id(reminder.reminder_id, member.user_id, self.mail_from),
+                kind="reminder", partner_id=partner, user_id=member.user_id, client_ids=[client.client_id],
                 content={
                     "recipient": recipient_of(member),
                     "sender_name": admin.name,
                     "reply_to": admin.email,
                     "client": figures_of(client),
-                    "tasks": tasks,
-                    "comment": data.comment,
-                    "reminder_id": data.reminder_id,
+                    "tasks": list(reminder.tasks),
+                    "comment": reminder.comment,
+                    "reminder_id": reminder.reminder_id,
                 },
-            ))
+            )
+            for member in recipients
+        ]
+
+    def _get(self, aggregate_id: UUID) -> Any | None:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
 
     @staticmethod
     def _member(uow: UnitOfWork, partner: str, user_id: str) -> Member:

@@ -44,6 +44,15 @@ CATALOG: Final[dict[str, dict[str, str]]] = {
         ),
         "digest.unsubscribe": "Unsubscribe from these emails",
         "digest.unsubscribe_client": "Stop emails about this client",
+        "unsubscribe.title": "Email notifications",
+        "unsubscribe.confirm": "Stop the digest emails about {clients}?",
+        "unsubscribe.button": "Unsubscribe",
+        "unsubscribe.done": "You will no longer receive digest emails about {clients}.",
+        "unsubscribe.again": (
+            'You can turn them on again under "View details" on the "Clients" page of the '
+            "partner portal."
+        ),
+        "unsubscribe.invalid": "This link is not valid.",
     },
     "fr": {
         "greeting": "Bonjour {name},",
@@ -77,6 +86,15 @@ CATALOG: Final[dict[str, dict[str, str]]] = {
         ),
         "digest.unsubscribe": "Se désabonner de ces e-mails",
         "digest.unsubscribe_client": "Ne plus recevoir d'e-mails pour ce client",
+        "unsubscribe.title": "Notifications par e-mail",
+        "unsubscribe.confirm": "Ne plus recevoir les e-mails récapitulatifs concernant {clients}\u00a0?",
+        "unsubscribe.button": "Se désabonner",
+        "unsubscribe.done": "Vous ne recevrez plus d'e-mails récapitulatifs concernant {clients}.",
+        "unsubscribe.again": (
+            "Vous pouvez les réactiver via «\u00a0Afficher les détails\u00a0» sur la page "
+            "«\u00a0Clients\u00a0» du portail des partenaires."
+        ),
+        "unsubscribe.invalid": "Ce lien n'est pas valide.",
     },
 }
 

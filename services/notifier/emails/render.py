@@ -13,12 +13,13 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
+from email.policy import default as default_policy
 from email.utils import format_datetime, parseaddr
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlsplit
 
 import jinja2
@@ -35,6 +36,7 @@ __all__ = [
     "reminder_message_id",
     "render_digest",
     "render_reminder",
+    "render_unsubscribe_page",
 ]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -68,16 +70,18 @@ def reminder_message_id(reminder_id: str, user_id: str, mail_from: str) -> str:
     return _message_id("reminder", (reminder_id, user_id), mail_from)
 
 
-def digest_message_id(user_id: str, due_at: datetime, mail_from: str) -> str:
+def digest_message_id(user_id: str, due_at: datetime, mail_from: str, *, partner_id: str | None = None) -> str:
     """`<digest-{uuid5 hex}@{MAIL_FROM domain}>`, from (recipient, due time).
 
     The due time is taken as a UTC instant, so the same slot expressed in another zone
-    gives the same id.
+    gives the same id. Give `partner_id` when one user may belong to several firms: each
+    firm's digest is another email and needs its own id.
     """
     if due_at.tzinfo is None or due_at.utcoffset() is None:
         raise ValueError("due_at must be timezone-aware")
     instant = due_at.astimezone(UTC).isoformat(timespec="microseconds")
-    return _message_id("digest", (user_id, instant), mail_from)
+    key = (user_id, instant) if partner_id is None else (partner_id, user_id, instant)
+    return _message_id("digest", key, mail_from)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -94,6 +98,22 @@ def _portal_url(base_url: str, *path: str) -> str:
     if scheme not in ("http", "https"):
         raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
     return "/".join([base, *(quote(part, safe="") for part in path)])
+
+
+class _VerbatimHeader(UnstructuredHeader):
+    """Written as is, never folded: the default policy would turn a URL longer than a line
+    into RFC 2047 encoded words, which mail clients do not decode in List-Unsubscribe."""
+
+    def fold(self, *, policy: Any) -> str:
+        name: str = getattr(self, "name")  # noqa: B009 - set by the header factory, unknown to typeshed
+        return f"{name}: {self}{policy.linesep}"
+
+
+_HEADERS = HeaderRegistry()
+_HEADERS.map_to_type("list-unsubscribe", cast(type[BaseHeader], _VerbatimHeader))
+_POLICY: Any = default_policy.clone(header_factory=_HEADERS)
+# RFC 5322 caps a line at 998 characters; "List-Unsubscribe: <" and ">" take 21.
+MAX_UNSUBSCRIBE_URL = 960
 
 
 def _checked_url(url: str) -> str:
@@ -194,7 +214,7 @@ def _assemble(
     text: str,
     html: str,
 ) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=_POLICY)
     message["Subject"] = _one_line(subject)
     message["From"] = from_
     message["To"] = Address(display_name=_one_line(recipient.name), addr_spec=recipient.email)
@@ -270,6 +290,7 @@ def render_digest(
     unsubscribe_url: str,
     client_unsubscribe_urls: Mapping[str, str] | None = None,
     sent_at: datetime | None = None,
+    partner_id: str | None = None,
 ) -> EmailMessage:
     """One digest for one recipient and due time, covering every client given.
 
@@ -285,6 +306,8 @@ def render_digest(
     fmt = _Formatter(locale)
     per_client = client_unsubscribe_urls or {}
     unsubscribe = _checked_url(unsubscribe_url)
+    if len(unsubscribe) > MAX_UNSUBSCRIBE_URL:
+        raise ValueError(f"the unsubscribe URL is longer than {MAX_UNSUBSCRIBE_URL} characters")
     date = fmt.date(due_at)
     # Stable order whatever order the caller gathered the clients in.
     ordered = sorted(clients, key=lambda c: (_one_line(c.name).casefold(), c.client_id))
@@ -317,7 +340,7 @@ def render_digest(
         subject=locale.text("digest.subject", date=date),
         from_=Address(display_name=_one_line(from_name), addr_spec=from_address),
         recipient=recipient,
-        message_id=digest_message_id(recipient.user_id, due_at, mail_from),
+        message_id=digest_message_id(recipient.user_id, due_at, mail_from, partner_id=partner_id),
         sent_at=sent_at,
         text=_render("digest.txt", context),
         html=_render("digest.html", context),
@@ -325,3 +348,17 @@ def render_digest(
     message["List-Unsubscribe"] = f"<{unsubscribe}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return message
+
+
+def render_unsubscribe_page(*, locale_tag: str | None, state: str, clients: Sequence[str] = ()) -> str:
+    """The small HTML page of the one-click unsubscribe endpoint.
+
+    `state`: "confirm" (a form that POSTs: a GET, which mail clients prefetch, must never
+    unsubscribe), "done", or "invalid".
+    """
+    if state not in ("confirm", "done", "invalid"):
+        raise ValueError(f"unknown page state {state!r}")
+    locale = resolve_locale(locale_tag)
+    names = ", ".join(_one_line(name) for name in clients)
+    return _render("unsubscribe.html", {"t": locale.text, "lang": locale.language, "state": state,
+                                        "clients": names})

@@ -1,26 +1,83 @@
-"""`python -m services.notifier [serve]` runs the notifier."""
+"""`python -m services.notifier [serve]` runs the notifier; `digests run` and `digests preview`
+are the on-call commands of DESIGN.md 2.3. Configuration comes from the environment."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from events.config import ConfigError
 from events.logs import configure
-from events.runtime import serve
+
+if TYPE_CHECKING:
+    from services.notifier.application.digests import DigestScheduler
+    from services.notifier.application.notifier import Notifier
+    from services.notifier.config import Settings
+    from services.notifier.projections.schedule import ScheduleIndex
+
+EPILOG = """\
+environment: NOTIFIER_DB, KAFKA_BOOTSTRAP_SERVERS, SMTP_HOST, SMTP_PORT, SMTP_USERNAME,
+SMTP_PASSWORD, SMTP_TLS, MAIL_FROM, PORTAL_BASE_URL, NOTIFIER_PUBLIC_URL, NOTIFIER_HTTP_PORT,
+NOTIFIER_UNSUBSCRIBE_SECRET (default: PORTAL_JWT_SECRET), NOTIFIER_RETRY_HOURS
+(see services/notifier/README.md)."""
+
+
+def instant(text: str) -> datetime:
+    """An RFC 3339 timestamp with its offset, e.g. 2026-03-30T10:00:00+02:00 or ...Z."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 timestamp") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no offset (add Z or +01:00)")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="python -m services.notifier",
+        description="The partner portal's notifier: email preferences, scheduled digests and reminders.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = root.add_subparsers(dest="command", metavar="{serve,digests}")
+    commands.add_parser("serve", help="run the service (the default)",
+                        description="Consume, schedule, send, and serve health, metrics and unsubscribe.")
+    digests = commands.add_parser("digests", help="run or preview the digest scheduler",
+                                  description="On-call tools for the digest scheduler (no broker needed).")
+    actions = digests.add_subparsers(dest="action", metavar="{run,preview}", required=True)
+    run = actions.add_parser(
+        "run", help="make the digests due at an instant, then send what is due",
+        description="Runs the digest scheduler once as of --at: one digest per recipient for every "
+        "preference due then and not covered yet (a rerun makes nothing twice), then sends every due "
+        "email through the configured SMTP server, unless a running notifier holds the sender lock "
+        "(it sends them). Exit status 1 when the SMTP server is unavailable (the emails stay due).",
+    )
+    run.add_argument("--at", type=instant, default=None, metavar="RFC3339",
+                     help="the instant to run as of (default: now)")
+    run.add_argument("--no-send", action="store_true", help="make the digests due, send nothing")
+    run.add_argument("--wait", type=float, default=5.0, metavar="SECONDS",
+                     help="how long to wait for the sender lock (default: 5)")
+    preview = actions.add_parser(
+        "preview", help="print a member's next digest, sending and writing nothing",
+        description="Prints the headers and text of the digest the member gets next (the one due at --at "
+        "if one is, else the next one), with the clients left out and why.",
+    )
+    preview.add_argument("--user", required=True, help="the member's user_id")
+    preview.add_argument("--partner", help="the firm's partner id (needed when the user is in several firms)")
+    preview.add_argument("--at", type=instant, default=None, metavar="RFC3339",
+                         help="look as of this instant (default: now)")
+    return root
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.notifier",
-        description="The partner portal's notifier: email preferences, scheduled digests and reminders. "
-        "Configuration comes from the environment (see README).",
-    )
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="run the service (the default)")
-    args = parser.parse_args(argv)
-    configure("notifier")
+    args = parser().parse_args(argv)
+    configure("notifier", "WARNING" if args.command == "digests" else "INFO")
 
     from services.notifier.config import Settings
 
@@ -29,7 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"notifier: configuration error: {error}", file=sys.stderr)
         return 2
+    if args.command == "digests":
+        return digests(args, settings)
+    return serve(settings)
 
+
+def serve(settings: Settings) -> int:
+    from events.runtime import serve as serve_http
     from services.notifier.service import build
 
     try:
@@ -40,13 +103,116 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         service.relay.loop = asyncio.get_running_loop()
-        await serve(service.api, service.runtime, settings.http_host, settings.http_port)
+        await serve_http(service.api, service.runtime, settings.http_host, settings.http_port)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
+def digests(args: argparse.Namespace, settings: Settings) -> int:
+    from services.notifier.application.digests import DigestScheduler
+    from services.notifier.application.notifier import Notifier
+    from services.notifier.projections.schedule import ScheduleIndex
+
+    store = settings.store
+    if args.action == "preview" and store.kind == "sqlite" and not Path(store.path).exists():
+        print(f"notifier: no store at {store.describe()}", file=sys.stderr)
+        return 3
+    try:
+        notifier = Notifier(store)
+        notifier.mail_from = settings.mail_from
+        index = ScheduleIndex(notifier)
+    except Exception as error:
+        print(f"notifier: cannot open store {store.describe()}: {error}", file=sys.stderr)
+        return 3
+    scheduler = DigestScheduler(notifier, index, mail_from=settings.mail_from)
+    at: datetime = args.at or datetime.now(UTC)
+    if args.action == "preview":
+        return preview(scheduler, settings, args.user, args.partner, at)
+    return run_digests(notifier, index, scheduler, settings, at, send=not args.no_send, wait=args.wait)
+
+
+def run_digests(notifier: Notifier, index: ScheduleIndex, scheduler: DigestScheduler, settings: Settings,
+                at: datetime, *, send: bool, wait: float) -> int:
+    from services.notifier.adapters.leader import Leadership
+    from services.notifier.adapters.smtp import SmtpMailer
+    from services.notifier.application.sender import MailSender, SendReport
+    from services.notifier.application.unsubscribe import UnsubscribeTokens
+
+    result = scheduler.run(at)
+    print(result.summary())
+    if at > datetime.now(UTC):
+        print("note: --at is in the future; these digests go out now")
+    if not send:
+        return 0
+    leadership = Leadership(settings.store)
+    deadline = time.monotonic() + wait
+    while not leadership.try_acquire():
+        if time.monotonic() > deadline:
+            print("a running notifier holds the sender lock: it sends what is due")
+            return 0
+        time.sleep(0.5)
+    mailer = SmtpMailer(settings.smtp)
+    sender = MailSender(notifier, mailer, mail_from=settings.mail_from, base_url=settings.portal_base_url,
+                        unsubscribe_base=settings.public_base_url,
+                        tokens=UnsubscribeTokens(settings.unsubscribe_secret), index=index,
+                        retry_for=timedelta(hours=settings.retry_hours))
+
+    async def send_all() -> SendReport:
+        try:
+            return await sender.send_all()
+        finally:
+            await mailer.close()
 
     try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
-    return 0 if args.command in (None, "serve") else 1
+        report = asyncio.run(send_all())
+    finally:
+        leadership.release()
+    print(f"emails: {report.summary()}")
+    if report.sent or report.failed:
+        print("their outcomes are published by the notifier service (its outbox relay)")
+    return 1 if report.outage else 0
+
+
+def preview(scheduler: DigestScheduler, settings: Settings, user: str, partner: str | None, at: datetime) -> int:
+    """Print the next digest; reads the store and writes nothing."""
+    from services.notifier.application.sender import render
+    from services.notifier.application.unsubscribe import UnsubscribeTokens
+    from services.notifier.domain.schedule import ZONE
+
+    if partner is None:
+        partners = scheduler.index.partners_of(user)
+        if len(partners) > 1:
+            print(f"notifier: {user} has preferences in several firms ({', '.join(partners)}): "
+                  "give --partner", file=sys.stderr)
+            return 2
+        if not partners:
+            print(f"{user} has no email preference: no digest")
+            return 0
+        partner = partners[0]
+    plan = scheduler.next_digest(partner, user, at)
+    if plan is None:
+        print(f"{user} of {partner} has no enabled email preference: no digest")
+        return 0
+    local = plan.due_at.astimezone(ZONE)
+    print(f"next digest of {user} ({partner}): due {local.isoformat()} (Europe/Copenhagen)")
+    for preference, reason in plan.excluded:
+        print(f"  left out: client {preference.client_id}: {reason}")
+    if not plan.included:
+        print("nothing to send at that due time: every client is left out")
+        return 0
+    message = render(plan.delivery(), mail_from=settings.mail_from, base_url=settings.portal_base_url,
+                     unsubscribe_base=settings.public_base_url,
+                     tokens=UnsubscribeTokens(settings.unsubscribe_secret))
+    print()
+    for name in ("From", "To", "Subject", "Message-ID", "Content-Language", "List-Unsubscribe",
+                 "List-Unsubscribe-Post"):
+        print(f"{name}: {message[name]}")
+    print()
+    body = message.get_body(("plain",))
+    print(body.get_content() if body is not None else "")
+    return 0
 
 
 if __name__ == "__main__":

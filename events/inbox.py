@@ -123,24 +123,40 @@ class InboxSink:
             if uow.get(received_id(inbound.id)) is not None:
                 duplicates += 1
                 continue
-            outcome, reason = "applied", ""
-            try:
-                self.handle(inbound, uow)
-            except Rejected as rejection:
-                outcome, reason = "rejected", str(rejection)
-            uow.add(
-                ReceivedEvent(
-                    event_id=inbound.id,
-                    event_type=inbound.type,
-                    partner_id=inbound.partner_id,
-                    subject=inbound.envelope.subject,
-                    source=inbound.envelope.source,
-                    kafka_position=f"{topic}:{partition}:{inbound.record.offset}",
-                    outcome=outcome,
-                    reason=reason,
-                )
-            )
-            counter = EVENTS_APPLIED if outcome == "applied" else EVENTS_REJECTED
-            counter.labels(self.service, topic, inbound.type).inc()
+            self._apply_one(inbound, uow, topic, partition)
         self.app.record(*uow.changed(), tracking=Tracking(tracking_name(topic, partition), last_offset))
+        return duplicates
+
+    def _apply_one(self, inbound: InboundEvent, uow: UnitOfWork, topic: str, partition: int) -> None:
+        outcome, reason = "applied", ""
+        try:
+            self.handle(inbound, uow)
+        except Rejected as rejection:
+            outcome, reason = "rejected", str(rejection)
+        uow.add(
+            ReceivedEvent(
+                event_id=inbound.id,
+                event_type=inbound.type,
+                partner_id=inbound.partner_id,
+                subject=inbound.envelope.subject,
+                source=inbound.envelope.source,
+                kafka_position=f"{topic}:{partition}:{inbound.record.offset}",
+                outcome=outcome,
+                reason=reason,
+            )
+        )
+        counter = EVENTS_APPLIED if outcome == "applied" else EVENTS_REJECTED
+        counter.labels(self.service, topic, inbound.type).inc()
+
+    def apply_replay(self, events: Sequence[InboundEvent]) -> int:
+        """Apply events again without moving the live consumer's position (on-call replays).
+        Returns how many were duplicates: those change nothing."""
+        uow = UnitOfWork(self.app)
+        duplicates = 0
+        for inbound in events:
+            if uow.get(received_id(inbound.id)) is not None:
+                duplicates += 1
+                continue
+            self._apply_one(inbound, uow, inbound.record.topic, inbound.record.partition)
+        self.app.record(*uow.changed())
         return duplicates

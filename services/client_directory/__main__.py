@@ -9,9 +9,11 @@ import contextlib
 import logging
 import sys
 
+from events import ops
 from events.config import ConfigError
 from events.logs import configure
 from events.runtime import serve
+from services.client_directory.config import Settings
 
 log = logging.getLogger("client_directory")
 
@@ -30,10 +32,19 @@ def main(argv: list[str] | None = None) -> int:
         "rebuild",
         help="rebuild every read model from the event store into fresh tables, then switch over",
     )
+    events_parser = commands.add_parser("events", help="histories for on-call")
+    events_actions = events_parser.add_subparsers(dest="action", required=True)
+    show_parser = events_actions.add_parser(
+        "show", help="a client's or member's full history: stored events, and every inbound event with its "
+        "outcome (rejected ones with their reason)")
+    who = show_parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--client", help="client_id")
+    who.add_argument("--member", help="user_id")
+    show_parser.add_argument("--partner", help="the firm (partner id); default: every firm that knows the id")
+    show_parser.add_argument("--json", action="store_true", help="machine-readable output")
+    ops.add_commands(commands)
     args = parser.parse_args(argv)
-    configure("client_directory")
-
-    from services.client_directory.config import Settings
+    configure("client_directory", level="WARNING" if args.command not in (None, "serve") else "INFO")
 
     try:
         settings = Settings.from_env()
@@ -45,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         from services.client_directory.rebuild import rebuild
 
         return rebuild(settings)
+    if args.command in ("events", "dlq", "topics"):
+        return run_ops(args, settings)
 
     from services.client_directory.service import build
 
@@ -62,6 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     return 0
+
+
+def run_ops(args: argparse.Namespace, settings: Settings) -> int:
+    from events.inbox import InboxSink
+    from services.client_directory.application.directory import ClientDirectory
+    from services.client_directory.ops import show
+
+    directory = ClientDirectory(settings.store)
+    if args.command == "events":
+        return show(directory, client=args.client, member=args.member, partner=args.partner, as_json=args.json)
+    return ops.run_command(args, directory, InboxSink("client_directory", directory, directory.handle), settings.kafka)
 
 
 if __name__ == "__main__":

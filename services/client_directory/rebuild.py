@@ -39,7 +39,7 @@ def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *,
     ) as progress:
         task = progress.add_task("rebuild", total=head, completed=done, rate="-")
         while True:
-            batch = fresh.pending(limit=2000)
+            batch = fresh.pending(limit=batch_size)
             if not batch:
                 break
             fresh.process(batch, batch[-1].id)

@@ -1,0 +1,255 @@
+"""On-call tooling shared by both services' command lines: dead letters, replays, histories.
+
+Everything here goes through the service's own store and inbox, so it is as idempotent as
+the live consumer: a replayed event whose id was processed changes nothing, and a dead letter
+is re-published once per (DLQ partition, offset), however often redrive runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from contracts.events import dlq_topic
+from events.config import KafkaSettings
+from events.envelope import InboundRecord, InvalidRecord, parse_record
+from events.inbox import RECEIVED_TOPIC, InboxSink
+from events.store import EventStoreApplication
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name, b"").decode("utf-8", "replace")
+
+
+def _consumer(kafka: KafkaSettings) -> KafkaConsumer:
+    # kafka-python's assign() consumer: no group, nothing committed, nothing disturbed.
+    return KafkaConsumer(**kafka.kafka_python_kwargs(), enable_auto_commit=False, consumer_timeout_ms=2000,
+                         client_id="portal-ops")
+
+
+def read_range(kafka: KafkaSettings, topic: str, partition: int, start: int = 0,
+               stop: int | None = None) -> Iterator[Any]:
+    """Records of one partition from `start` to `stop` (inclusive) or the current end."""
+    consumer = _consumer(kafka)
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        end = consumer.end_offsets([tp])[tp]
+        last = end - 1 if stop is None else min(stop, end - 1)
+        if start > last:
+            return
+        consumer.seek(tp, start)
+        for record in consumer:
+            if record.offset > last:
+                break
+            yield record
+            if record.offset >= last:
+                break
+    finally:
+        consumer.close()
+
+
+def partitions_of(kafka: KafkaSettings, topic: str) -> list[int]:
+    consumer = _consumer(kafka)
+    try:
+        return sorted(consumer.partitions_for_topic(topic) or [])
+    finally:
+        consumer.close()
+
+
+def dead_letters(kafka: KafkaSettings, topic: str) -> list[DeadLetter]:
+    letters = []
+    for partition in partitions_of(kafka, dlq_topic(topic)):
+        for record in read_range(kafka, dlq_topic(topic), partition):
+            letters.append(DeadLetter(partition, record.offset, record.key, record.value,
+                                      {k: v or b"" for k, v in record.headers}))
+    return letters
+
+
+def redrive_name(topic: str, partition: int) -> str:
+    return f"redrive:{dlq_topic(topic)}:{partition}"
+
+
+def redrive(app: EventStoreApplication, kafka: KafkaSettings, topic: str) -> tuple[int, int]:
+    """Re-publish dead letters to their original topic, each once. Returns (sent, skipped)."""
+    producer = KafkaProducer(**kafka.kafka_python_kwargs(), acks="all", client_id="portal-ops")
+    sent = skipped = 0
+    try:
+        for partition in partitions_of(kafka, dlq_topic(topic)):
+            done = app.tracked(redrive_name(topic, partition))
+            for record in read_range(kafka, dlq_topic(topic), partition):
+                if done is not None and record.offset <= done:
+                    skipped += 1
+                    continue
+                original = [(k, v) for k, v in record.headers if not k.startswith("kafka_dlt-")]
+                original.append(("portal-redriven-from", f"{dlq_topic(topic)}:{partition}:{record.offset}".encode()))
+                producer.send(topic, key=record.key, value=record.value, headers=original).get(timeout=30)
+                # The position is saved after the broker's ack: a crash in between re-sends
+                # that one record, which consumers drop by its CloudEvent id.
+                app.record(tracking=Tracking(redrive_name(topic, partition), record.offset))
+                sent += 1
+    finally:
+        producer.close()
+    return sent, skipped
+
+
+@dataclass
+class ReplayReport:
+    records: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    unreadable: int = 0
+
+
+def replay(sink: InboxSink, kafka: KafkaSettings, topic: str, partition: int, start: int,
+           stop: int | None, batch_size: int = 500) -> ReplayReport:
+    """Feed a range of a partition through the service's inbox again.
+
+    The live consumer's position is not moved: events whose ids were processed are dropped,
+    the others are applied as if they had just arrived.
+    """
+    report = ReplayReport()
+    batch: list[Any] = []
+
+    def flush() -> None:
+        events = []
+        for record in batch:
+            try:
+                events.append(parse_record(record))
+            except InvalidRecord as error:
+                report.unreadable += 1
+                console.print(f"[yellow]unreadable[/] {topic}[{partition}]@{record.offset}: {error}")
+        applied = sink.apply_replay(events)
+        report.duplicates += applied
+        report.applied += len(events) - applied
+        batch.clear()
+
+    with Progress(TextColumn(f"replaying {topic}[{partition}]"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task("replay", total=None)
+        for record in read_range(kafka, topic, partition, start, stop):
+            batch.append(InboundRecord(record.topic, record.partition, record.offset, record.key, record.value,
+                                       tuple((k, v or b"") for k, v in record.headers), record.timestamp or 0))
+            report.records += 1
+            if len(batch) >= batch_size:
+                flush()
+                progress.update(task, completed=report.records)
+        if batch:
+            flush()
+        progress.update(task, completed=report.records, total=report.records)
+    return report
+
+
+def inbox_history(app: EventStoreApplication, *, subject: str | None = None, partner: str | None = None,
+                  limit: int = 1000) -> list[dict[str, Any]]:
+    """Inbound events (applied and rejected, with reasons) about a subject, oldest first."""
+    found: list[dict[str, Any]] = []
+    start: int | None = None
+    while True:
+        page = app.recorder.select_notifications(start=start, limit=5000, topics=[RECEIVED_TOPIC],
+                                                 inclusive_of_start=start is None)
+        if not page:
+            return found[-limit:]
+        for notification in page:
+            received: Any = app.mapper.to_domain_event(notification)
+            if (subject is None or received.subject == subject) and (partner is None or received.partner_id == partner):
+                found.append({"at": received.timestamp.isoformat(timespec="seconds"), "id": received.event_id,
+                              "type": received.event_type, "partner": received.partner_id,
+                              "subject": received.subject, "position": received.kafka_position,
+                              "outcome": received.outcome, "reason": received.reason})
+        start = page[-1].id
+
+
+# --- the command line ------------------------------------------------------------------------
+
+def add_commands(commands: Any) -> None:
+    """`dlq list|show|redrive --topic T` and `topics replay ...` on a service's CLI."""
+    dlq = commands.add_parser("dlq", help="dead letters: what could not be read, and why; redrive after a fix")
+    dlq_actions = dlq.add_subparsers(dest="action", required=True)
+    for action, text in (("list", "list the dead letters of a topic"),
+                         ("show", "print one dead letter in full"),
+                         ("redrive", "re-publish dead letters to their topic, each once")):
+        sub = dlq_actions.add_parser(action, help=text)
+        sub.add_argument("--topic", required=True, help="the original topic, e.g. platform.partner-clients")
+        if action == "show":
+            sub.add_argument("--partition", type=int, required=True)
+            sub.add_argument("--offset", type=int, required=True)
+    topics = commands.add_parser("topics", help="re-consume a range of a Kafka topic")
+    topics_actions = topics.add_subparsers(dest="action", required=True)
+    replay_parser = topics_actions.add_parser(
+        "replay", help="feed a partition's records from an offset through this service again (idempotent)")
+    replay_parser.add_argument("--topic", required=True)
+    replay_parser.add_argument("--partition", type=int, required=True)
+    replay_parser.add_argument("--from-offset", type=int, required=True)
+    replay_parser.add_argument("--to-offset", type=int, default=None, help="inclusive; default: the end")
+
+
+def run_command(args: argparse.Namespace, app: EventStoreApplication, sink: InboxSink,
+                kafka: KafkaSettings) -> int:
+    if args.command == "dlq":
+        if args.action == "list":
+            letters = dead_letters(kafka, args.topic)
+            table = Table(title=f"{dlq_topic(args.topic)}: {len(letters)} dead letters")
+            for column in ("partition", "offset", "from", "key", "error", "message"):
+                table.add_column(column)
+            for letter in letters:
+                origin = (f"{letter.header('kafka_dlt-original-partition')}@"
+                          f"{letter.header('kafka_dlt-original-offset')}")
+                table.add_row(str(letter.partition), str(letter.offset), origin,
+                              (letter.key or b"").decode("utf-8", "replace"),
+                              letter.header("kafka_dlt-exception-fqcn"),
+                              letter.header("kafka_dlt-exception-message")[:120])
+            console.print(table)
+            return 0
+        if args.action == "show":
+            for letter in dead_letters(kafka, args.topic):
+                if letter.partition == args.partition and letter.offset == args.offset:
+                    console.print({k: v.decode("utf-8", "replace") for k, v in letter.headers.items()})
+                    console.print("key:", (letter.key or b"").decode("utf-8", "replace"))
+                    console.print("value:", (letter.value or b"").decode("utf-8", "replace"))
+                    return 0
+            console.print(f"no dead letter at {dlq_topic(args.topic)}[{args.partition}]@{args.offset}")
+            return 1
+        sent, skipped = redrive(app, kafka, args.topic)
+        console.print(f"redriven {sent} dead letters to {args.topic}; {skipped} had been redriven before")
+        return 0
+    if args.command == "topics":
+        report = replay(sink, kafka, args.topic, args.partition, args.from_offset, args.to_offset)
+        console.print(f"replayed {report.records} records of {args.topic}[{args.partition}]: "
+                      f"{report.applied} applied, {report.duplicates} already processed, "
+                      f"{report.unreadable} unreadable")
+        return 0
+    raise ValueError(f"not an ops command: {args.command}")
+
+
+def print_history(rows: Sequence[dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
+    for column in ("at", "type", "outcome", "reason", "position", "id"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        style = "red" if row["outcome"] == "rejected" else None
+        table.add_row(row["at"], row["type"], row["outcome"], row["reason"], row["position"], row["id"], style=style)
+    console.print(table)
+
+
+def as_json(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(rows), indent=2, ensure_ascii=False)

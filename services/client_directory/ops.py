@@ -1,0 +1,56 @@
+"""`events show`: a client's or member's full history for on-call, rejected events included."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.table import Table
+
+from events.ops import console, inbox_history, print_history
+from services.client_directory.application.directory import ClientDirectory
+from services.client_directory.domain.model import client_key, figures_key, member_key
+
+
+def aggregate_history(directory: ClientDirectory, aggregate_id: Any) -> list[dict[str, str]]:
+    rows = []
+    for stored in directory.recorder.select_events(aggregate_id):
+        domain_event: Any = directory.mapper.to_domain_event(stored)
+        fields = {k: v for k, v in domain_event.__dict__.items()
+                  if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")}
+        rows.append({"version": str(domain_event.originator_version),
+                     "at": domain_event.timestamp.isoformat(timespec="seconds"),
+                     "event": type(domain_event).__qualname__, "fields": str(fields)})
+    return rows
+
+
+def show(directory: ClientDirectory, *, client: str | None, member: str | None, partner: str | None,
+         as_json: bool = False) -> int:
+    subject = client or member
+    assert subject is not None
+    received = inbox_history(directory, subject=subject, partner=partner)
+    partners = sorted({partner} if partner else {r["partner"] for r in received})
+    if not received and not partners:
+        console.print(f"nothing is known about {subject}")
+        return 1
+    stored: dict[str, list[dict[str, str]]] = {}
+    for firm in partners:
+        keys = [client_key(firm, subject), figures_key(firm, subject)] if client else [member_key(firm, subject)]
+        for key in keys:
+            rows = aggregate_history(directory, key)
+            if not rows:
+                continue
+            stored[f"{firm}/{rows[0]['event'].split('.')[0]}"] = rows
+            if as_json:
+                continue
+            table = Table(title=f"{firm} / {subject}: {rows[0]['event'].split('.')[0]} ({len(rows)} events)")
+            for column in ("version", "at", "event", "fields"):
+                table.add_column(column, overflow="fold")
+            for row in rows:
+                table.add_row(row["version"], row["at"], row["event"], row["fields"])
+            console.print(table)
+    if as_json:
+        print(json.dumps({"stored_events": stored, "inbound_events": received}, indent=2, ensure_ascii=False))
+    else:
+        print_history(received, f"inbound events about {subject} (applied and rejected)")
+    return 0

@@ -79,6 +79,8 @@ class KafkaSettings:
     # refuses aiokafka's InitProducerId, so local runs leave idempotence off.
     enable_idempotence: bool = False
     acks: Literal["all", "1", "0"] = "all"
+    # How long the group waits for a silent member before handing its partitions to another.
+    session_timeout_ms: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> KafkaSettings:
@@ -112,6 +114,7 @@ class KafkaSettings:
             ssl_cafile=cafile,
             enable_idempotence=env_bool(env, "KAFKA_ENABLE_IDEMPOTENCE", False),
             acks=env_choice(env, "KAFKA_ACKS", "all", ("all", "1", "0")),  # type: ignore[arg-type]
+            session_timeout_ms=env_int(env, "KAFKA_SESSION_TIMEOUT_MS", 10_000, 1_000, 300_000),
         )
 
     def kafka_python_kwargs(self) -> dict[str, object]:

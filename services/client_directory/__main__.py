@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from services.client_directory.service import build
 
     try:
-        service = build(settings)
+        service = build(settings, session_timeout_ms=settings.kafka.session_timeout_ms)
     except Exception as error:  # the store is unreachable or refuses us: one line, non-zero
         print(f"client_directory: cannot open store {settings.store.describe()}: {error}",
               file=sys.stderr)

@@ -96,7 +96,7 @@ def serve(settings: Settings) -> int:
     from services.notifier.service import build
 
     try:
-        service = build(settings)
+        service = build(settings, session_timeout_ms=settings.kafka.session_timeout_ms)
     except Exception as error:
         print(f"notifier: cannot open store {settings.store.describe()}: {error}", file=sys.stderr)
         return 3

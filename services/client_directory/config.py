@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from events.config import ConfigError, KafkaSettings, StoreUrl, env_int, env_str, env_url
+from events.config import ConfigError, KafkaSettings, StoreUrl, env_bool, env_int, env_str, env_url
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,15 @@ class Settings:
     portal_base_url: str
     group_id: str = "client-directory"
     dev_mode: bool = False
+    dev_mail_dir: str = "var/mail"
+
+    def __post_init__(self) -> None:
+        # Dev mode mints tokens for anyone: only on a laptop's stack (SQLite, loopback), never
+        # where a shared database or a reachable address suggests real users.
+        if self.dev_mode and (self.store.kind != "sqlite" or not _loopback(self.http_host)):
+            raise ConfigError(
+                "PORTAL_DEV_MODE=true needs a sqlite:// CLIENT_DIRECTORY_DB and a loopback "
+                f"CLIENT_DIRECTORY_HTTP_HOST (got {self.store.kind} on {self.http_host})")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -34,4 +44,15 @@ class Settings:
             jwt_secret=secret,
             portal_base_url=env_url(env, "PORTAL_BASE_URL", "http://127.0.0.1:8000"),
             group_id=env_str(env, "CLIENT_DIRECTORY_GROUP_ID", "client-directory"),
+            dev_mode=env_bool(env, "PORTAL_DEV_MODE", False),
+            dev_mail_dir=env_str(env, "PORTAL_DEV_MAIL_DIR", "var/mail"),
         )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

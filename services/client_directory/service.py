@@ -15,6 +15,7 @@ from events.outbox import OutboxRelay
 from events.runtime import Runtime, add_operational_routes
 from events.store import ReadModel
 from services.client_directory.adapters.http import build_api
+from services.client_directory.adapters.portal import mount_portal
 from services.client_directory.application.directory import ClientDirectory
 from services.client_directory.config import Settings
 from services.client_directory.projections.clients import ClientQueries, ClientsProjection
@@ -64,5 +65,6 @@ def build(settings: Settings, *, session_timeout_ms: int = 10_000) -> ClientDire
         wake_relay=runtime.runner.wake,
     )
     add_operational_routes(api, runtime)
+    mount_portal(api, settings, read_model)
     return ClientDirectoryService(settings, directory, read_model, projection, queries, broker,
                                   consumer, relay, runtime, api)

@@ -1,0 +1,681 @@
+// The Clients page: talks only to the public API (DESIGN.md 2.2) with the member's bearer
+// token, plus /dev/* for the member picker when the service runs in dev mode.
+// Every name from the API is inserted as text (never as HTML).
+"use strict";
+
+(() => {
+  const TEXTS = window.PORTAL_TEXTS;
+  const LANGS = Object.keys(TEXTS);
+  const PAGE_SIZE = 50;
+  const SEARCH_DELAY_MS = 250;
+  const TOAST_MS = 6000;
+  const $ = (id) => document.getElementById(id);
+
+  // --- language ---------------------------------------------------------------------------
+
+  function browserLang() {
+    for (const tag of navigator.languages || [navigator.language || "en"]) {
+      const base = String(tag).toLowerCase().split("-")[0];
+      if (LANGS.includes(base)) return base;
+    }
+    return "en";
+  }
+
+  const storedLang = localStorage.getItem("portal.lang");
+  let lang = LANGS.includes(storedLang) ? storedLang : browserLang();
+
+  function t(key, params = {}) {
+    const text = TEXTS[lang][key] ?? TEXTS.en[key] ?? key;
+    return text.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
+  }
+
+  const numberLocale = () => (lang === "fr" ? "fr-FR" : "en-GB");
+  const formatCount = (n) => new Intl.NumberFormat(numberLocale()).format(n);
+
+  function formatMoney(money) {
+    if (!money) return "—";
+    try {
+      return new Intl.NumberFormat(numberLocale(), { style: "currency", currency: money.currency })
+        .format(Number(money.amount));
+    } catch {
+      return `${money.amount} ${money.currency}`;
+    }
+  }
+
+  function applyTexts() {
+    document.documentElement.lang = lang;
+    document.title = `${t("clients_title")} · ${t("brand")}`;
+    for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+    for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
+      node.placeholder = t(node.dataset.i18nPlaceholder);
+    }
+    $("lang").value = lang;
+  }
+
+  // --- small helpers ----------------------------------------------------------------------
+
+  function el(tag, props = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props)) {
+      if (key === "class") node.className = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else if (value === true) node.setAttribute(key, "");
+      else if (value !== false && value != null) node.setAttribute(key, value);
+    }
+    node.append(...children.filter((child) => child != null && child !== false));
+    return node;
+  }
+
+  function toast(text, kind = "info") {
+    const node = el("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" }, text);
+    $("toasts").append(node);
+    setTimeout(() => node.remove(), TOAST_MS);
+  }
+
+  function newKey() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  const enc = encodeURIComponent;
+
+  // --- session ----------------------------------------------------------------------------
+
+  const session = { token: null, claims: null, who: null };
+  let config = { dev_mode: false };
+
+  function decodeClaims(token) {
+    try {
+      const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const bytes = Uint8Array.from(atob(part), (c) => c.charCodeAt(0));
+      const claims = JSON.parse(new TextDecoder().decode(bytes));
+      if (!claims.sub || !claims.partner_id || !claims.role) return null;
+      if (typeof claims.exp === "number" && claims.exp * 1000 < Date.now()) return null;
+      return claims;
+    } catch {
+      return null;
+    }
+  }
+
+  const isAdmin = () => session.claims?.role === "admin";
+
+  function signIn(token, who) {
+    const claims = decodeClaims(token);
+    if (!claims) {
+      toast(t("error", { detail: "invalid token" }), "error");
+      return;
+    }
+    localStorage.setItem("portal.token", token);
+    localStorage.setItem("portal.who", JSON.stringify(who || {}));
+    Object.assign(session, { token, claims, who: who || {} });
+    Object.assign(view, { tab: null, q: "", missing: false, sort: "name" });
+    showPage();
+  }
+
+  function signOut(message) {
+    localStorage.removeItem("portal.token");
+    localStorage.removeItem("portal.who");
+    Object.assign(session, { token: null, claims: null, who: null });
+    list.seq += 1; // whatever is still in flight belongs to the previous member
+    showSignIn(message);
+  }
+
+  function restoreSession() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    // A link may carry a token (#token=…): keep it, and take it out of the address bar.
+    if (params.has("token")) {
+      localStorage.setItem("portal.token", params.get("token"));
+      localStorage.removeItem("portal.who");
+      params.delete("token");
+      history.replaceState(null, "", `${location.pathname}${params.toString() ? `#${params}` : ""}`);
+    }
+    const token = localStorage.getItem("portal.token");
+    const claims = token && decodeClaims(token);
+    if (!claims) return false;
+    let who = {};
+    try {
+      who = JSON.parse(localStorage.getItem("portal.who") || "{}");
+    } catch {
+      who = {};
+    }
+    if (who.user_id !== claims.sub || who.partner_id !== claims.partner_id) who = {};
+    Object.assign(session, { token, claims, who });
+    return true;
+  }
+
+  class ApiError extends Error {
+    constructor(status, detail, handled = false) {
+      super(detail);
+      this.status = status;
+      this.detail = detail;
+      this.handled = handled;
+    }
+  }
+
+  async function api(method, path, { body, headers = {} } = {}) {
+    const init = { method, headers: { Accept: "application/json", Authorization: `Bearer ${session.token}`, ...headers } };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, init);
+    if (response.status === 401) {
+      signOut(t("session_expired"));
+      throw new ApiError(401, "unauthorized", true);
+    }
+    if (!response.ok) {
+      let detail = response.statusText;
+      try {
+        detail = (await response.json()).detail || detail;
+      } catch {
+        // not a problem document: keep the status text
+      }
+      throw new ApiError(response.status, detail);
+    }
+    return response.status === 204 ? null : response.json();
+  }
+
+  function explain(error) {
+    if (error.handled) return;
+    const texts = { 403: "error_forbidden", 404: "error_not_found", 409: "error_conflict" };
+    const detail = error instanceof ApiError ? error.detail : String(error.message || error);
+    toast(t(texts[error.status] || "error", { detail }), "error");
+  }
+
+  // --- view state (kept in the address bar's fragment, so a reload keeps it) --------------
+
+  const view = { tab: null, q: "", missing: false, sort: "name" };
+  const list = { tabs: [], items: [], next: null, seq: 0, loading: false };
+
+  function readHash() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    view.tab = params.get("tab") || null;
+    view.q = params.get("q") || "";
+    view.missing = params.get("missing") === "1";
+    view.sort = params.get("sort") === "-name" ? "-name" : "name";
+  }
+
+  function writeHash() {
+    const params = new URLSearchParams();
+    if (view.tab) params.set("tab", view.tab);
+    if (view.q) params.set("q", view.q);
+    if (view.missing) params.set("missing", "1");
+    if (view.sort !== "name") params.set("sort", view.sort);
+    const hash = params.toString();
+    history.replaceState(null, "", `${location.pathname}${location.search}${hash ? `#${hash}` : ""}`);
+  }
+
+  const defaultTab = (tabs) => (tabs.some((tab) => tab.id === "mine") ? "mine" : tabs[0]?.id ?? null);
+
+  // --- the list ---------------------------------------------------------------------------
+
+  async function loadPage({ append = false } = {}) {
+    const seq = ++list.seq;
+    const params = new URLSearchParams({ sort: view.sort, limit: String(PAGE_SIZE) });
+    if (view.tab) params.set("tab", view.tab);
+    if (view.q.trim()) params.set("q", view.q.trim());
+    if (view.missing) params.set("missing_receipts", "true");
+    if (append && list.next) params.set("cursor", list.next);
+    setBusy(true);
+    let page;
+    try {
+      page = await api("GET", `/v1/clients?${params}`);
+    } catch (error) {
+      if (seq !== list.seq) return;
+      setBusy(false);
+      if (error.status === 403 && view.tab) {
+        // A tab this role never sees (an old link): fall back to the default one.
+        view.tab = null;
+        writeHash();
+        loadPage();
+        return;
+      }
+      explain(error);
+      return;
+    }
+    if (seq !== list.seq) return; // a newer request (typing, another tab) superseded this one
+    setBusy(false);
+    list.tabs = page.tabs;
+    if (!page.tabs.some((tab) => tab.id === page.tab)) {
+      // The tab is hidden now that it is empty (the last invitation answered): move on.
+      view.tab = defaultTab(page.tabs);
+      writeHash();
+      loadPage();
+      return;
+    }
+    view.tab = page.tab;
+    writeHash();
+    list.items = append ? list.items.concat(page.items) : page.items;
+    list.next = page.next_cursor;
+    render();
+  }
+
+  function setBusy(busy) {
+    list.loading = busy;
+    $("clients-table").setAttribute("aria-busy", String(busy));
+    $("load-more").disabled = busy;
+  }
+
+  function render() {
+    renderTabs();
+    $("rows").replaceChildren(...list.items.map(row));
+    const filtered = Boolean(view.q.trim() || view.missing);
+    const empty = list.items.length === 0;
+    $("empty").hidden = !empty;
+    $("empty").textContent = filtered ? t("empty_search") : t("empty_tab");
+    const total = list.tabs.find((tab) => tab.id === view.tab)?.count ?? 0;
+    $("shown").textContent = empty ? "" : filtered
+      ? t("shown", { n: formatCount(list.items.length) })
+      : t("shown_of", { n: formatCount(list.items.length), total: formatCount(total) });
+    $("load-more").hidden = !list.next;
+  }
+
+  // The controls follow the view only when it is set from outside (a link, a sign-in), never
+  // while the member types: a late answer must not rewrite the search box.
+  function syncControls() {
+    $("search").value = view.q;
+    $("missing-filter").checked = view.missing;
+    $("sort").value = view.sort;
+  }
+
+  function renderTabs() {
+    $("tabs").replaceChildren(...list.tabs.map((tab) => {
+      const selected = tab.id === view.tab;
+      return el("button", {
+        type: "button", role: "tab", id: `tab-${tab.id}`, "aria-selected": String(selected),
+        class: selected ? "tab selected" : "tab", dataset: { tab: tab.id },
+        onclick: () => {
+          if (tab.id === view.tab) return;
+          view.tab = tab.id;
+          list.next = null;
+          writeHash();
+          loadPage();
+        },
+      }, el("span", { class: "tab-label" }, t(`tab_${tab.id}`)), el("span", { class: "count" }, formatCount(tab.count)));
+    }));
+  }
+
+  function row(item) {
+    const names = item.accountants.map((a) => a.name).join(", ");
+    const actions = el("td", { class: "actions" });
+    if (item.status === "invited" && isAdmin()) {
+      actions.append(
+        el("button", { type: "button", class: "small primary", dataset: { action: "accept" },
+          onclick: () => accept(item) }, t("accept")),
+        el("button", { type: "button", class: "small secondary", dataset: { action: "decline" },
+          onclick: () => decline(item) }, t("decline")),
+      );
+    }
+    actions.append(el("button", {
+      type: "button", class: "dots", "aria-haspopup": "menu", "aria-label": t("actions_for", { name: item.name }),
+      onclick: (event) => openMenu(event.currentTarget, item),
+    }, "⋯"));
+    return el("tr", { dataset: { clientId: item.client_id, status: item.status } },
+      el("td", { class: "name" },
+        el("span", { class: "client-name" }, item.name),
+        item.status !== "connected" && el("span", { class: `status status-${item.status}` }, t(`status_${item.status}`))),
+      el("td", { class: names ? "accountants" : "accountants muted" }, names || t("not_assigned")),
+      el("td", { class: item.missing_receipts > 0 ? "num missing warn" : "num missing" }, formatCount(item.missing_receipts)),
+      el("td", { class: "num ready" }, formatCount(item.ready_to_export)),
+      el("td", { class: "num wallet" }, formatMoney(item.wallet_balance)),
+      actions,
+    );
+  }
+
+  // --- the three-dots menu ----------------------------------------------------------------
+
+  let menuItem = null;
+
+  function openMenu(button, item) {
+    const menu = $("row-menu");
+    if (!menu.hidden && menuItem === item) {
+      closeMenu();
+      return;
+    }
+    menuItem = item;
+    menu.querySelector('[data-action="go"]').hidden = item.status !== "connected";
+    menu.querySelector('[data-action="notify"]').hidden = !isAdmin();
+    menu.hidden = false;
+    const rect = button.getBoundingClientRect();
+    menu.style.top = `${rect.bottom + window.scrollY + 4}px`;
+    menu.style.left = `${Math.max(8, rect.right + window.scrollX - menu.offsetWidth)}px`;
+    menu.querySelector("button:not([hidden])").focus();
+  }
+
+  function closeMenu() {
+    $("row-menu").hidden = true;
+    menuItem = null;
+  }
+
+  async function menuAction(action) {
+    const item = menuItem;
+    closeMenu();
+    if (!item) return;
+    if (action === "go") await goToClient(item);
+    else if (action === "details") await showDetails(item);
+    else if (action === "notify") await showNotify(item);
+  }
+
+  // --- commands ---------------------------------------------------------------------------
+
+  async function goToClient(item) {
+    // Opened before the request, so the browser counts it as the user's click, not a pop-up.
+    const target = window.open("", "_blank");
+    try {
+      const { url } = await api("GET", `/v1/clients/${enc(item.client_id)}/go`);
+      if (target) {
+        target.opener = null;
+        target.location.href = url;
+      } else {
+        location.assign(url);
+      }
+    } catch (error) {
+      if (target) target.close();
+      explain(error);
+    }
+  }
+
+  async function accept(item) {
+    try {
+      await api("POST", `/v1/invitations/${enc(item.client_id)}/accept`);
+      toast(t("accepted", { name: item.name }));
+    } catch (error) {
+      explain(error);
+    }
+    await loadPage();
+  }
+
+  async function decline(item) {
+    if (!(await confirmAction(t("confirm_decline", { name: item.name }), t("decline")))) return;
+    try {
+      await api("POST", `/v1/invitations/${enc(item.client_id)}/decline`);
+      toast(t("declined", { name: item.name }));
+    } catch (error) {
+      explain(error);
+    }
+    await loadPage();
+  }
+
+  function confirmAction(text, yes) {
+    const dialog = $("confirm-dialog");
+    $("confirm-text").textContent = text;
+    $("confirm-yes").textContent = yes;
+    dialog.returnValue = "";
+    dialog.showModal();
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true });
+    });
+  }
+
+  function fact(label, value) {
+    return [el("dt", {}, label), el("dd", {}, value)];
+  }
+
+  let detailsOf = null;
+
+  async function showDetails(item) {
+    let details;
+    try {
+      details = await api("GET", `/v1/clients/${enc(item.client_id)}`);
+    } catch (error) {
+      explain(error);
+      return;
+    }
+    detailsOf = details;
+    $("details-title").textContent = details.name;
+    $("details-facts").replaceChildren(
+      ...fact(t("status"), t(`status_${details.status}`)),
+      ...fact(t("col_accountants"), details.accountants.map((a) => a.name).join(", ") || t("not_assigned")),
+      ...fact(t("col_missing"), formatCount(details.missing_receipts)),
+      ...fact(t("col_ready"), formatCount(details.ready_to_export)),
+      ...fact(t("col_wallet"), formatMoney(details.wallet_balance)),
+    );
+    $("email-enabled").checked = details.notifications.email_enabled;
+    $("frequency").value = details.notifications.frequency;
+    $("frequency").disabled = !details.notifications.email_enabled;
+    $("details-dialog").showModal();
+  }
+
+  async function saveDetails(event) {
+    event.preventDefault();
+    const details = detailsOf;
+    if (!details) return;
+    const button = $("save-details");
+    button.disabled = true;
+    try {
+      await api("PUT", `/v1/clients/${enc(details.client_id)}/notifications`, {
+        body: { email_enabled: $("email-enabled").checked, frequency: $("frequency").value },
+      });
+      $("details-dialog").close();
+      toast(t("saved", { name: details.name }));
+    } catch (error) {
+      explain(error);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  let notifyOf = null;
+
+  async function showNotify(item) {
+    let details;
+    try {
+      // Fresh figures and accountants: the row may be older than the last event.
+      details = await api("GET", `/v1/clients/${enc(item.client_id)}`);
+    } catch (error) {
+      explain(error);
+      return;
+    }
+    // One key per opened dialog: a double click or a retry after a timeout sends once.
+    notifyOf = { details, key: newKey() };
+    $("notify-title").textContent = t("notify_title", { name: details.name });
+    const names = details.accountants.map((a) => a.name).join(", ");
+    $("notify-recipients").textContent = names ? t("recipients", { names }) : t("no_recipients");
+    $("notify-recipients").classList.toggle("warn", !names);
+    const figures = {
+      missing_receipts: formatCount(details.missing_receipts),
+      ready_to_export: formatCount(details.ready_to_export),
+      wallet_balance: formatMoney(details.wallet_balance),
+    };
+    for (const node of document.querySelectorAll("#notify-form [data-figure]")) {
+      node.textContent = `(${figures[node.dataset.figure]})`;
+    }
+    for (const box of document.querySelectorAll('#notify-form input[name="task"]')) box.checked = false;
+    $("comment").value = "";
+    $("send-reminder").disabled = true;
+    $("notify-dialog").showModal();
+  }
+
+  function checkedTasks() {
+    return Array.from(document.querySelectorAll('#notify-form input[name="task"]:checked'), (box) => box.value);
+  }
+
+  async function sendReminder(event) {
+    event.preventDefault();
+    const current = notifyOf;
+    const tasks = checkedTasks();
+    if (!current || tasks.length === 0) return;
+    const button = $("send-reminder");
+    button.disabled = true;
+    try {
+      await api("POST", `/v1/clients/${enc(current.details.client_id)}/reminders`, {
+        body: { tasks, comment: $("comment").value },
+        headers: { "Idempotency-Key": current.key },
+      });
+      $("notify-dialog").close();
+      toast(t("reminder_sent", { name: current.details.name }));
+    } catch (error) {
+      explain(error);
+    } finally {
+      button.disabled = checkedTasks().length === 0;
+    }
+  }
+
+  // --- signing in -------------------------------------------------------------------------
+
+  let firms = [];
+
+  async function showSignIn(message) {
+    closeMenu();
+    $("clients-page").hidden = true;
+    $("who").hidden = true;
+    $("sign-in").hidden = false;
+    if (message) toast(message, "error");
+    $("dev-picker").hidden = !config.dev_mode;
+    $("token-form").hidden = config.dev_mode;
+    if (config.dev_mode) await loadMembers();
+    else $("token-input").focus();
+  }
+
+  async function loadMembers() {
+    try {
+      const response = await fetch("/dev/members", { headers: { Accept: "application/json" } });
+      if (!response.ok) throw new Error(response.statusText);
+      firms = (await response.json()).firms;
+    } catch (error) {
+      toast(t("error", { detail: error.message }), "error");
+      firms = [];
+    }
+    const select = $("firm-select");
+    const previous = select.value || localStorage.getItem("portal.firm");
+    select.replaceChildren(...firms.map((firm) =>
+      el("option", { value: firm.partner_id }, `${firm.partner_id} (${firm.members.length})`)));
+    if (firms.some((firm) => firm.partner_id === previous)) select.value = previous;
+    $("no-members").hidden = firms.length > 0;
+    select.closest("label").hidden = firms.length === 0;
+    renderMembers();
+  }
+
+  function renderMembers() {
+    const partnerId = $("firm-select").value;
+    const firm = firms.find((f) => f.partner_id === partnerId);
+    $("member-list").replaceChildren(...(firm ? firm.members : []).map((member) => el("li", {},
+      el("button", {
+        type: "button", class: "member", dataset: { userId: member.user_id, role: member.role },
+        onclick: () => mintToken(partnerId, member),
+      },
+      el("span", { class: "member-name" }, member.name),
+      el("span", { class: `role role-${member.role}` }, t(`role_${member.role}`)),
+      el("span", { class: "member-email" }, `${member.email} · ${member.locale}`)))));
+  }
+
+  async function mintToken(partnerId, member) {
+    try {
+      const response = await fetch("/dev/token", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ partner_id: partnerId, user_id: member.user_id }),
+      });
+      if (!response.ok) throw new Error((await response.json()).detail || response.statusText);
+      const minted = await response.json();
+      localStorage.setItem("portal.firm", partnerId);
+      signIn(minted.token, { user_id: minted.user_id, partner_id: partnerId, name: minted.name, role: minted.role });
+    } catch (error) {
+      toast(t("error", { detail: error.message }), "error");
+    }
+  }
+
+  function renderWho() {
+    const claims = session.claims;
+    $("who-name").textContent = session.who?.name || claims.sub;
+    $("who-name").title = `${claims.sub} · ${claims.partner_id}`;
+    $("who-role").textContent = t(`role_${claims.role}`);
+    $("switch-member").dataset.i18n = config.dev_mode ? "switch_member" : "sign_out";
+    $("switch-member").textContent = t($("switch-member").dataset.i18n);
+  }
+
+  function showPage() {
+    $("sign-in").hidden = true;
+    $("clients-page").hidden = false;
+    $("who").hidden = false;
+    renderWho();
+    syncControls();
+    render();
+    loadPage();
+  }
+
+  // --- wiring -----------------------------------------------------------------------------
+
+  function wire() {
+    $("lang").addEventListener("change", () => {
+      lang = $("lang").value;
+      localStorage.setItem("portal.lang", lang);
+      applyTexts();
+      if (session.token) {
+        renderWho();
+        render();
+      } else if (config.dev_mode) {
+        renderMembers();
+      }
+    });
+    $("switch-member").addEventListener("click", () => signOut());
+    $("firm-select").addEventListener("change", renderMembers);
+    $("token-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      signIn($("token-input").value.trim(), {});
+    });
+
+    let searchTimer = null;
+    $("search").addEventListener("input", () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => {
+        view.q = $("search").value;
+        writeHash();
+        loadPage();
+      }, SEARCH_DELAY_MS);
+    });
+    $("missing-filter").addEventListener("change", () => {
+      view.missing = $("missing-filter").checked;
+      writeHash();
+      loadPage();
+    });
+    $("sort").addEventListener("change", () => {
+      view.sort = $("sort").value;
+      writeHash();
+      loadPage();
+    });
+    $("load-more").addEventListener("click", () => loadPage({ append: true }));
+
+    $("row-menu").addEventListener("click", (event) => {
+      const button = event.target.closest("[data-action]");
+      if (button) menuAction(button.dataset.action);
+    });
+    document.addEventListener("click", (event) => {
+      if (!$("row-menu").hidden && !event.target.closest("#row-menu, .dots")) closeMenu();
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") closeMenu();
+    });
+
+    $("details-form").addEventListener("submit", saveDetails);
+    $("email-enabled").addEventListener("change", () => {
+      $("frequency").disabled = !$("email-enabled").checked;
+    });
+    $("notify-form").addEventListener("submit", sendReminder);
+    $("notify-form").addEventListener("change", () => {
+      $("send-reminder").disabled = checkedTasks().length === 0;
+    });
+    for (const button of document.querySelectorAll("dialog [data-close]")) {
+      button.addEventListener("click", () => button.closest("dialog").close());
+    }
+  }
+
+  async function boot() {
+    applyTexts();
+    wire();
+    try {
+      config = await (await fetch("/portal/config.json")).json();
+    } catch {
+      config = { dev_mode: false };
+    }
+    $("dev-badge").hidden = !config.dev_mode;
+    $("dev-mail-link").hidden = !config.dev_mode;
+    const signedIn = restoreSession();
+    readHash();
+    if (signedIn) showPage();
+    else showSignIn();
+  }
+
+  boot();
+})();

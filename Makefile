@@ -35,5 +35,8 @@ deploy-check: install
 bench: install
 	$(PY) -m tests.bench
 
+demo: install
+	$(PY) -m deploy.demo
+
 clean:
 	rm -rf var/ .pytest_cache

@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: configuration error: {error}", file=sys.stderr)
         return 2
     try:
-        producer = KafkaProducer(acks="all", linger_ms=20, **kafka.kafka_python_kwargs())  # type: ignore[arg-type]
+        producer = KafkaProducer(acks="all", linger_ms=20, **kafka.kafka_python_kwargs())
     except Exception as error:
         print(f"demo: cannot reach the broker at {kafka.bootstrap_servers} ({error}); is `make run` up?",
               file=sys.stderr)

@@ -57,7 +57,8 @@ def run(bootstrap: str, db: Path, log: Path, ends: dict[tuple[str, int], int], k
             service.start()
             before = applied(db)
             # Kill only while ingesting: after some progress, at a random moment.
-            wait_until(lambda: applied(db) > before or caught_up(db, ends), 60, what="ingest progress")
+            wait_until(lambda before=before: applied(db) > before or caught_up(db, ends), 60,  # type: ignore[misc]
+                       what="ingest progress")
             if caught_up(db, ends):
                 break
             time.sleep(rng.uniform(0.0, 0.8))

@@ -72,9 +72,9 @@ def workload(total: int, firms: int = 10, seed: int = 7) -> list[Record]:
             add("platform.partner-clients", "client.accountant_assigned.v1", partner, client,
                 {"client_id": client, "user_id": user})
         for step in range(rng.randint(0, 3)):
+            amount = f"{rng.randint(-500, 90000)}.{rng.randint(0, 99):02d}"
             add("platform.client-metrics", "client.metrics_updated.v1", partner, client,
-                {"client_id": client, "wallet_balance": {"amount": f"{rng.randint(-500, 90000)}.{rng.randint(0, 99):02d}",
-                                                          "currency": "EUR"},
+                {"client_id": client, "wallet_balance": {"amount": amount, "currency": "EUR"},
                  "missing_receipts": rng.randint(0, 30), "ready_to_export": rng.randint(0, 30),
                  "as_of": (at + timedelta(minutes=step)).isoformat()})
         if rng.random() < 0.05:

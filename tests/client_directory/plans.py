@@ -34,12 +34,13 @@ def fill(read_model: ReadModel, partner: str, clients: int, user: str) -> None:
             assignments.append((partner, user, f"id-{n:06d}", tab, sort_key(name), missing))
             counts[user, tab] += 1
 
-    def insert(c: Cursor) -> None:
+    def insert(cursor: Cursor) -> None:
+        c: Any = cursor  # the translating cursor also has executemany
         c.executemany("INSERT INTO cd_clients (partner_id, client_id, name, sort_key, search_key, status, tab, "
-                      "missing_receipts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)  # type: ignore[attr-defined]
+                      "missing_receipts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         c.executemany("INSERT INTO cd_assignments (partner_id, user_id, client_id, tab, sort_key, "
-                      "missing_receipts) VALUES (?, ?, ?, ?, ?, ?)", assignments)  # type: ignore[attr-defined]
-        c.executemany("INSERT INTO cd_counts (partner_id, scope, tab, n) VALUES (?, ?, ?, ?)",  # type: ignore[attr-defined]
+                      "missing_receipts) VALUES (?, ?, ?, ?, ?, ?)", assignments)
+        c.executemany("INSERT INTO cd_counts (partner_id, scope, tab, n) VALUES (?, ?, ?, ?)",
                       [(partner, scope, tab, n) for (scope, tab), n in counts.items() if tab])
         c.execute("INSERT INTO cd_members (partner_id, user_id, name, email, role, locale, active) "
                   "VALUES (?, ?, 'U', 'u@x.test', 'admin', 'en', 1)", (partner, user))

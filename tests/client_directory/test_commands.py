@@ -74,12 +74,14 @@ def test_only_a_pending_invitation_can_be_accepted_or_declined(directory: Direct
 
 def test_commands_on_unknown_or_ended_clients_are_not_found(directory: Directory, f: str) -> None:
     directory.send(connected(f, "gone", "Gone"), disconnected(f, "gone"))
+    app = directory.app
     for client_id in ("gone", "never"):
-        for command in (lambda: directory.app.accept_invitation(f, client_id, "ada"),
-                        lambda: directory.app.assign(f, client_id, "chloe"),
-                        lambda: directory.app.request_reminder(f, client_id, "ada", ["wallet_balance"], "", None)):
-            with pytest.raises(LookupError):
-                command()
+        with pytest.raises(LookupError):
+            app.accept_invitation(f, client_id, "ada")
+        with pytest.raises(LookupError):
+            app.assign(f, client_id, "chloe")
+        with pytest.raises(LookupError):
+            app.request_reminder(f, client_id, "ada", ["wallet_balance"], "", None)
 
 
 def test_assigning_records_the_assignment_once_and_publishes_it(directory: Directory, f: str) -> None:
@@ -146,9 +148,9 @@ def test_the_directory_does_not_apply_its_own_published_notifications_again(dire
     directory.send(connected(f, "c1", "Acme"))
     directory.app.set_preference(f, "c1", "ada", True, "daily")
     (_, _, data), = published(directory, f)
-    own_id = next(
-        directory.app.mapper.to_domain_event(n).cloud_event["id"]
-        for n in directory.app.recorder.select_notifications(start=1, limit=1000, topics=[CREATED_TOPIC]))
+    (notification,) = directory.app.recorder.select_notifications(start=1, limit=1000, topics=[CREATED_TOPIC])
+    message: Any = directory.app.mapper.to_domain_event(notification)
+    own_id = message.cloud_event["id"]
     before = directory.app.recorder.max_notification_id()
     directory.deliver([event("notification.preference_set.v1", f, event_id=own_id, **data)])
     stored = directory.app.recorder.select_notifications(start=before or 0, limit=10, inclusive_of_start=False)
@@ -158,7 +160,7 @@ def test_the_directory_does_not_apply_its_own_published_notifications_again(dire
 def test_a_command_racing_the_consumer_is_retried_on_the_new_state(directory: Directory, f: str) -> None:
     directory.send(invited(f, "c1", "Acme"))
     real_record = directory.app.record
-    raced = []
+    raced: list[bool] = []
 
     def record_after_a_rename(*aggregates: Any, **kwargs: Any) -> int | None:
         if not raced:  # the consumer saves the client first: our version is stale
@@ -173,6 +175,6 @@ def test_a_command_racing_the_consumer_is_retried_on_the_new_state(directory: Di
         directory.app.accept_invitation(f, "c1", "ada")
     finally:
         directory.app.record = real_record  # type: ignore[method-assign]
-    client = directory.app.repository.get(client_key(f, "c1"))
+    client: Any = directory.app.repository.get(client_key(f, "c1"))
     assert (client.status.value, client.name) == ("connected", "Acme renamed")
     assert len(published(directory, f)) == 1

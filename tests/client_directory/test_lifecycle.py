@@ -4,10 +4,11 @@ with its reason and changes nothing."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from events.inbox import RECEIVED_TOPIC
-
 from tests.client_directory.support import (
     Directory,
     admin,
@@ -167,7 +168,7 @@ def _snapshot(directory: Directory, partner: str) -> dict[str, object]:
         view[tab] = directory.page(admin(partner), tab)
     key = _client_key(partner, "c1")
     if key in directory.app.repository:
-        aggregate = directory.app.repository.get(key)
+        aggregate: Any = directory.app.repository.get(key)
         view["aggregate"] = (aggregate.status, aggregate.name, list(aggregate.accountants))
     notifications = directory.app.recorder.select_notifications(start=1, limit=100_000)
     view["domain events"] = [n.topic for n in notifications if n.topic != RECEIVED_TOPIC]

@@ -65,8 +65,8 @@ def test_clients_of_the_same_name_are_ordered_by_id_both_ways(directory: Directo
 
 @pytest.mark.parametrize(
     ("q", "found"),
-    [("societe", ["sg"]), ("GÉNÉ", ["sg"]), ("CAFE", ["pc"]), ("é", ["el", "oe", "pc", "sg"]), ("lodi", ["el"]), ("%", ["pc"]),
-     ("_", []), ("  société   générale ", ["sg"]), ("oeuvre", ["oe"]), ("", ["el", "oe", "pc", "sg"])],
+    [("societe", ["sg"]), ("GÉNÉ", ["sg"]), ("CAFE", ["pc"]), ("é", ["el", "oe", "pc", "sg"]), ("lodi", ["el"]),
+     ("%", ["pc"]), ("_", []), ("  société   générale ", ["sg"]), ("oeuvre", ["oe"]), ("", ["el", "oe", "pc", "sg"])],
 )
 def test_search_is_a_case_and_accent_insensitive_substring(directory: Directory, q: str, found: list[str]) -> None:
     f = firm()

@@ -177,12 +177,13 @@ def run_digests(notifier: Notifier, index: ScheduleIndex, scheduler: DigestSched
 
 def preview(scheduler: DigestScheduler, settings: Settings, user: str, partner: str | None, at: datetime) -> int:
     """Print the next digest; reads the store and writes nothing."""
+    from services.notifier.application.digests import partners_of
     from services.notifier.application.sender import render
     from services.notifier.application.unsubscribe import UnsubscribeTokens
     from services.notifier.domain.schedule import ZONE
 
     if partner is None:
-        partners = scheduler.index.partners_of(user)
+        partners = partners_of(scheduler.index, user)
         if len(partners) > 1:
             print(f"notifier: {user} has preferences in several firms ({', '.join(partners)}): "
                   "give --partner", file=sys.stderr)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from eventsourcing.persistence import Notification
 from fastapi import FastAPI
@@ -44,6 +45,22 @@ CONSUMES = (Topic.PARTNER_MEMBERS, Topic.PARTNER_CLIENTS, Topic.CLIENT_METRICS, 
 # What a reminder's recipients and figures depend on (everything but portal.notifications).
 FACT_TOPICS = (Topic.PARTNER_MEMBERS, Topic.PARTNER_CLIENTS, Topic.CLIENT_METRICS, Topic.CLIENT_DIRECTORY)
 SCHEDULER_MAX_SLEEP = 60.0  # the scheduler looks at least once a minute
+
+
+class NotifierRuntime(Runtime):
+    """Starts the jobs that need only the store and the SMTP server before connecting to Kafka:
+    email due must go out even while the broker is down or the group still joins (the outcomes
+    wait in the outbox until the relay can publish them)."""
+
+    def __init__(self, *args: Any, independent: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.independent = list(independent)
+
+    async def start(self) -> None:
+        for job in self.independent:
+            self._tasks.append(asyncio.create_task(job(), name=getattr(job, "__name__", "job")))
+        await super().start()
 
 
 class LeaderOnly(LogFollower):
@@ -148,8 +165,8 @@ def build(settings: Settings, *, session_timeout_ms: int = 10_000, retry_base_de
                 await asyncio.wait_for(schedule_wake.wait(), timeout=max(1.0, sleep))
             schedule_wake.clear()
 
-    runtime = Runtime(SERVICE, notifier, broker, [LeaderOnly(relay, leadership), LeaderOnly(index, leadership)],
-                      background=[leading, sending, dispatching, scheduling])
+    runtime = NotifierRuntime(SERVICE, notifier, broker, [LeaderOnly(relay, leadership), LeaderOnly(index, leadership)],
+                              background=[dispatching], independent=[leading, sending, scheduling])
     api = FastAPI(title="Partner portal: notifier", version="1.0.0")
     add_operational_routes(api, runtime)
     add_unsubscribe_routes(api, unsubscriber, clock)

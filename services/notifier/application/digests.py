@@ -173,7 +173,7 @@ class DigestScheduler:
         """The digest this recipient gets next as of `at` (read only): the one due now if any
         is (a catch-up), else the one at their earliest future due time."""
         ids = {r.preference_id for r in self.index.of_user(partner_id, user_id)}
-        ids |= unindexed_preferences(self.index, partner_id, user_id)
+        ids |= set(unindexed_preferences(self.index, partner_id, user_id))
         preferences = [p for p in (self._get(i) for i in sorted(ids)) if p is not None]
         preferences = [p for p in preferences if p.email_enabled and p.set_at is not None]
         if not preferences:
@@ -212,9 +212,10 @@ def catch_up(index: ScheduleIndex) -> None:
     index.catch_up()
 
 
-def unindexed_preferences(index: ScheduleIndex, partner_id: str, user_id: str) -> set[UUID]:
-    """Preferences created after the index's position (read only: nothing is written)."""
-    found: set[UUID] = set()
+def unindexed_preferences(index: ScheduleIndex, partner_id: str | None, user_id: str) -> dict[UUID, str]:
+    """Preferences of the user (in one firm, or any) created after the index's position, by id
+    with their firm (read only: nothing is written)."""
+    found: dict[UUID, str] = {}
     start = index.position()
     while True:
         batch = index.app.recorder.select_notifications(
@@ -224,6 +225,11 @@ def unindexed_preferences(index: ScheduleIndex, partner_id: str, user_id: str) -
             return found
         for notification in batch:
             created: Any = index.app.mapper.to_domain_event(notification)
-            if created.partner_id == partner_id and created.user_id == user_id:
-                found.add(created.originator_id)
+            if created.user_id == user_id and partner_id in (None, created.partner_id):
+                found[created.originator_id] = created.partner_id
         start = batch[-1].id
+
+
+def partners_of(index: ScheduleIndex, user_id: str) -> list[str]:
+    """The firms in which the user has email preferences (read only)."""
+    return sorted(set(index.partners_of(user_id)) | set(unindexed_preferences(index, None, user_id).values()))

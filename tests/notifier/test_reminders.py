@@ -4,6 +4,7 @@ dispatch time, once; the dispatcher waits for the facts published before them.""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,16 @@ async def test_a_reminder_that_cannot_be_sent_is_dropped_with_the_reason(
     await dispatcher(world).dispatch_pending()
     assert world.deliveries() == []
     assert (reminder(world, rid).state, reminder(world, rid).reason) == ("dropped", reason)
+
+
+async def test_a_reminder_requested_days_ago_is_a_replay_and_is_not_sent(world: World) -> None:
+    # A store rebuilt from the topics reads every reminder ever requested: none is sent again.
+    rid = world.remind(FIRM, "acme", "ada", at=datetime.now(UTC) - timedelta(days=3))
+    fresh = world.remind(FIRM, "acme", "ada", at=datetime.now(UTC) - timedelta(hours=1))
+    await dispatcher(world).dispatch_pending()
+    assert reminder(world, rid).state == "dropped" and "not sent" in reminder(world, rid).reason
+    assert reminder(world, fresh).state == "dispatched"
+    assert {d.content["reminder_id"] for d in world.deliveries()} == {fresh}
 
 
 async def test_a_client_without_accountants_gets_a_dispatched_reminder_with_nobody(world: World) -> None:

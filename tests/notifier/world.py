@@ -97,11 +97,11 @@ class World:
                             at=at)
 
     def remind(self, partner: str, client: str, by: str, tasks: tuple[str, ...] = ("missing_receipts",),
-               comment: str = "", reminder_id: str | None = None) -> str:
+               comment: str = "", reminder_id: str | None = None, at: datetime | None = None) -> str:
         reminder_id = reminder_id or str(uuid.uuid4())
         self.publish("notification.reminder_requested.v1", partner,
                      {"reminder_id": reminder_id, "client_id": client, "requested_by": by, "tasks": list(tasks),
-                      "comment": comment})
+                      "comment": comment}, at=at)
         return reminder_id
 
     # --- what the store holds ----------------------------------------------------------------------

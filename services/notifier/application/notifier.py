@@ -8,6 +8,7 @@ records within a partition only, and a reminder must not overtake the assignment
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -49,6 +50,8 @@ from services.notifier.domain.model import (
 )
 from services.notifier.domain.recipients import reminder_exclusion, reminder_recipients
 from services.notifier.emails.render import reminder_message_id
+
+REMINDER_MAX_AGE = timedelta(hours=24)
 
 
 class Notifier(EventStoreApplication):
@@ -95,7 +98,7 @@ class Notifier(EventStoreApplication):
                                                     user_id=data.user_id))
                 preference.set(data.email_enabled, data.frequency.value, inbound.envelope.time)
             case ReminderRequested():
-                self._remind(uow, partner, data)
+                self._remind(uow, partner, data, inbound.envelope.time)
             case ClientVerificationCompleted() | InvitationAccepted():
                 self._file(uow, partner, data.client_id).change_status("connected")
             case ClientVerificationFailed():
@@ -105,19 +108,27 @@ class Notifier(EventStoreApplication):
             case _:
                 raise Rejected(f"{inbound.type} is not handled by the notifier")
 
-    def _remind(self, uow: UnitOfWork, partner: str, data: ReminderRequested) -> None:
+    def _remind(self, uow: UnitOfWork, partner: str, data: ReminderRequested, at: datetime) -> None:
         if uow.get(reminder_key(partner, data.reminder_id)) is not None:
             raise Rejected(f"reminder {data.reminder_id} was already processed")
         uow.add(Reminder(partner_id=partner, reminder_id=data.reminder_id, client_id=data.client_id,
                          requested_by=data.requested_by, tasks=[t.value for t in data.tasks],
-                         comment=data.comment, recipients=[]))
+                         comment=data.comment, recipients=[], requested_at=at))
 
-    def dispatch(self, reminder: Reminder) -> list[Delivery]:
+    def dispatch(self, reminder: Reminder, now: datetime | None = None) -> list[Delivery]:
         """Choose the reminder's recipients now and make their deliveries (not saved here).
 
-        The reminder becomes dispatched, or dropped with the reason when it cannot be sent.
+        The reminder becomes dispatched, or dropped with the reason when it cannot be sent:
+        also when it was requested more than REMINDER_MAX_AGE before `now`. Only a store
+        rebuilt from the topics (or an outage that long) sees such a reminder, and an admin's
+        ad-hoc reminder sent days later, again, would do more harm than good.
         """
         partner = reminder.partner_id
+        now = now or datetime.now(UTC)
+        if reminder.requested_at is not None and now - reminder.requested_at > REMINDER_MAX_AGE:
+            reminder.dropped(f"requested at {reminder.requested_at.isoformat()}, more than "
+                             f"{REMINDER_MAX_AGE} before it could be dispatched: not sent")
+            return []
         client = self._get(client_key(partner, reminder.client_id))
         admin = self._get(member_key(partner, reminder.requested_by))
         reason = reminder_exclusion(admin, client)

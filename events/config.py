@@ -207,6 +207,19 @@ class StoreUrl:
             env["POSTGRES_SCHEMA"] = self.schema
         return env
 
+    def probe(self) -> str | None:
+        """Why the database cannot be reached now, in the driver's words (None: it can)."""
+        if self.kind == "sqlite":
+            return None
+        import psycopg
+
+        try:
+            with psycopg.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+                                 dbname=self.dbname, connect_timeout=3):
+                return None
+        except psycopg.Error as error:
+            return " ".join(str(error).split())
+
     def describe(self) -> str:
         if self.kind == "sqlite":
             return f"sqlite:///{self.path}"

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from events.config import StoreUrl
 from events.follower import FollowerRunner, LogFollower
 from events.metrics import HTTP_LATENCY
 from events.store import EventStoreApplication
@@ -133,6 +134,77 @@ def add_operational_routes(api: FastAPI, runtime: Runtime) -> None:
     @api.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class Swappable:
+    """An ASGI app whose target is replaced once the service is built: HTTP answers from the
+    first second (liveness yes, readiness no, with the reason) while the store is not there."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def starting_app(service: str, waiting: dict[str, str]) -> FastAPI:
+    api = FastAPI(title=f"{service} (starting)")
+
+    @api.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz")
+    async def readyz() -> JSONResponse:
+        return JSONResponse({"status": "not ready", **waiting}, status_code=503)
+
+    @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def unavailable(path: str) -> JSONResponse:
+        return JSONResponse({"type": "about:blank", "title": "Service Unavailable", "status": 503,
+                             "detail": f"{service} is starting: {waiting.get('store', '')}"},
+                            status_code=503, media_type="application/problem+json", headers={"Retry-After": "5"})
+
+    return api
+
+
+async def serve_when_ready(service: str, build: Callable[[], tuple[FastAPI, Runtime]], host: str, port: int,
+                           on_built: Callable[[], None] = lambda: None, store: StoreUrl | None = None) -> None:
+    """Serve HTTP at once, build the service (open its store) with backoff, then run it.
+
+    A store that is not reachable yet (or two instances creating the same tables at once on
+    a fresh database) is waited for, with one log line per attempt; readiness says why.
+    """
+    waiting = {"store": "opening", "broker": "not connected yet"}
+    front = Swappable(starting_app(service, waiting))
+    config = uvicorn.Config(front, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    server_task = asyncio.create_task(server.serve(), name="http")
+    delay, attempt = 0.5, 0
+    while True:
+        attempt += 1
+        try:
+            api, runtime = await asyncio.to_thread(build)
+            break
+        except Exception as error:
+            if server_task.done():
+                server_task.result()  # the port could not be bound: that is fatal
+            # A pool's "no connection after 5 s" hides the cause: ask the database itself.
+            cause = await asyncio.to_thread(store.probe) if store is not None else None
+            waiting["store"] = cause or f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            log.warning("store not ready (attempt %d): %s; retrying in %.1fs", attempt, waiting["store"], delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15.0)
+    on_built()
+    front.app = api
+    try:
+        await runtime.start()
+        log.info("%s serving on http://%s:%d", service, host, port)
+        await server_task
+    finally:
+        server.should_exit = True
+        await runtime.stop()
+        with contextlib.suppress(Exception):
+            await server_task
 
 
 async def serve(api: FastAPI, runtime: Runtime, host: str, port: int) -> None:

@@ -9,10 +9,12 @@ import contextlib
 import logging
 import sys
 
+from fastapi import FastAPI
+
 from events import ops
 from events.config import ConfigError
 from events.logs import configure
-from events.runtime import serve
+from events.runtime import Runtime, serve_when_ready
 from services.client_directory.config import Settings
 
 log = logging.getLogger("client_directory")
@@ -59,18 +61,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("events", "dlq", "topics"):
         return run_ops(args, settings)
 
-    from services.client_directory.service import build
-
-    try:
-        service = build(settings, session_timeout_ms=settings.kafka.session_timeout_ms)
-    except Exception as error:  # the store is unreachable or refuses us: one line, non-zero
-        print(f"client_directory: cannot open store {settings.store.describe()}: {error}",
-              file=sys.stderr)
-        return 3
+    from services.client_directory.service import ClientDirectoryService, build
 
     async def run() -> None:
-        service.relay.loop = asyncio.get_running_loop()
-        await serve(service.api, service.runtime, settings.http_host, settings.http_port)
+        built: list[ClientDirectoryService] = []
+
+        def make() -> tuple[FastAPI, Runtime]:
+            built.append(build(settings, session_timeout_ms=settings.kafka.session_timeout_ms))
+            return built[-1].api, built[-1].runtime
+
+        loop = asyncio.get_running_loop()
+
+        def on_built() -> None:
+            built[-1].relay.loop = loop
+
+        await serve_when_ready("client_directory", make, settings.http_host, settings.http_port, on_built,
+                               store=settings.store)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())

@@ -98,7 +98,9 @@ def produce(bootstrap: str, records: list[Record]) -> dict[tuple[str, int], int]
     producer.flush()
     producer.close()
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    partitions = [TopicPartition(t, p) for t in {r.topic for r in records} for p in range(3)]
+    topics = {r.topic for r in records} or {"platform.partner-members", "platform.partner-clients",
+                                            "platform.client-metrics"}
+    partitions = [TopicPartition(t, p) for t in topics for p in range(3)]
     ends = consumer.end_offsets(partitions)
     consumer.close()
     return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}

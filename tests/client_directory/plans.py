@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from contracts.api import TabId
-from events.store import Cursor, ReadModel
+from events.store import ReadModel
 from services.client_directory.projections.clients import (
     Caller,
     ClientQueries,
@@ -20,32 +20,54 @@ TAB_CYCLE = ("invitations", "onboarding", *("connected",) * 7, "")  # 10% ended
 STATUS = {"invitations": "invited", "onboarding": "onboarding", "connected": "connected", "": "disconnected"}
 
 
-def fill(read_model: ReadModel, partner: str, clients: int, user: str) -> None:
-    """`clients` rows for the firm; `user` is assigned to every third client; 5% have missing receipts."""
-    rows, assignments = [], []
+Rows = dict[str, list[tuple[Any, ...]]]
+
+
+def rows_of(partner: str, clients: int, user: str) -> Rows:
+    """`clients` rows for the firm; `user` is assigned to every third client; 5% have missing
+    receipts; the kept counts to match."""
+    rows: Rows = {"cd_clients": [], "cd_assignments": [], "cd_counts": [], "cd_members": []}
     counts: Counter[tuple[str, str]] = Counter()
     for n in range(clients):
         tab = TAB_CYCLE[n % len(TAB_CYCLE)]
         name = f"Client {n}"
         missing = 3 if n % 20 == 0 else 0
-        rows.append((partner, f"id-{n:06d}", name, sort_key(name), fold(name), STATUS[tab], tab, missing))
+        rows["cd_clients"].append((partner, f"id-{n:06d}", name, sort_key(name), fold(name), STATUS[tab], tab,
+                                   missing))
         counts["", tab] += 1
         if n % 3 == 0:
-            assignments.append((partner, user, f"id-{n:06d}", tab, sort_key(name), missing))
+            rows["cd_assignments"].append((partner, user, f"id-{n:06d}", tab, sort_key(name), missing))
             counts[user, tab] += 1
+    rows["cd_counts"] = [(partner, scope, tab, n) for (scope, tab), n in counts.items() if tab]
+    rows["cd_members"] = [(partner, user, "U", "u@x.test", "admin", "en", 1)]
+    return rows
 
-    def insert(cursor: Cursor) -> None:
-        c: Any = cursor  # the translating cursor also has executemany
-        c.executemany("INSERT INTO cd_clients (partner_id, client_id, name, sort_key, search_key, status, tab, "
-                      "missing_receipts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        c.executemany("INSERT INTO cd_assignments (partner_id, user_id, client_id, tab, sort_key, "
-                      "missing_receipts) VALUES (?, ?, ?, ?, ?, ?)", assignments)
-        c.executemany("INSERT INTO cd_counts (partner_id, scope, tab, n) VALUES (?, ?, ?, ?)",
-                      [(partner, scope, tab, n) for (scope, tab), n in counts.items() if tab])
-        c.execute("INSERT INTO cd_members (partner_id, user_id, name, email, role, locale, active) "
-                  "VALUES (?, ?, 'U', 'u@x.test', 'admin', 'en', 1)", (partner, user))
 
-    read_model.write(insert)
+COLUMNS = {
+    "cd_clients": "partner_id, client_id, name, sort_key, search_key, status, tab, missing_receipts",
+    "cd_assignments": "partner_id, user_id, client_id, tab, sort_key, missing_receipts",
+    "cd_counts": "partner_id, scope, tab, n",
+    "cd_members": "partner_id, user_id, name, email, role, locale, active",
+}
+
+
+def fill(read_model: ReadModel, firms: list[tuple[str, int, str]]) -> None:
+    """Write firms (partner, clients, user) straight into the read-model tables, in one
+    transaction (SQLite: executemany; PostgreSQL: COPY), then refresh the planner's statistics."""
+    rows: Rows = {table: [] for table in COLUMNS}
+    for partner, clients, user in firms:
+        for table, values in rows_of(partner, clients, user).items():
+            rows[table] += values
+
+    with read_model.datastore.transaction(commit=True) as cursor:
+        for table, values in rows.items():
+            if read_model.kind == "sqlite":
+                marks = ", ".join("?" for _ in values[0])
+                cursor.executemany(f"INSERT INTO {table} ({COLUMNS[table]}) VALUES ({marks})", values)
+            else:
+                with cursor.copy(f"COPY {table} ({COLUMNS[table]}) FROM STDIN") as copy:
+                    for row in values:
+                        copy.write_row(row)
     read_model.write(lambda c: c.execute("ANALYZE"))
 
 

@@ -98,10 +98,12 @@ def connected(partner: str, client: str, name: str) -> list[dict[str, Any]]:
 
 
 class Directory:
-    """The application, its read model and queries on one SQLite file."""
+    """The application, its read model and queries on one store."""
 
     def __init__(self, path: str) -> None:
-        self.app = ClientDirectory(StoreUrl.parse("CLIENT_DIRECTORY_DB", f"sqlite:///{path}"))
+        """`path`: a SQLite file, or a store URL (`postgresql://...`)."""
+        url = path if "://" in path else f"sqlite:///{path}"
+        self.app = ClientDirectory(StoreUrl.parse("CLIENT_DIRECTORY_DB", url))
         self.read_model = ReadModel(self.app)
         self.projection = ClientsProjection(self.app, self.read_model)
         self.queries = ClientQueries(self.read_model)

@@ -14,8 +14,7 @@ BIG, SMALL = 50_000, 50
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Directory:
     directory = Directory(str(tmp_path_factory.mktemp("plans") / "big.db"))
-    fill(directory.read_model, "big-firm", BIG, "u")
-    fill(directory.read_model, "small-firm", SMALL, "u")
+    fill(directory.read_model, [("big-firm", BIG, "u"), ("small-firm", SMALL, "u")])
     return directory
 
 

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import uvicorn
+from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
@@ -106,6 +107,16 @@ class Runtime:
 
 
 def add_operational_routes(api: FastAPI, runtime: Runtime) -> None:
+    @api.exception_handler(OperationalError)
+    @api.exception_handler(InterfaceError)
+    async def store_unavailable(request: Request, error: Exception) -> JSONResponse:
+        # The database is restarting or unreachable: a passing condition, not a bug. The
+        # caller retries; the store's pool reconnects on its own.
+        log.warning("store unavailable for %s %s: %s", request.method, request.url.path, error)
+        return JSONResponse({"type": "about:blank", "title": "Service Unavailable", "status": 503,
+                             "detail": "the store is unavailable; try again shortly"},
+                            status_code=503, media_type="application/problem+json", headers={"Retry-After": "2"})
+
     @api.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()

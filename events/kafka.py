@@ -110,7 +110,7 @@ class TrackedConsumer:
         topics: Iterable[str],
         group_id: str,
         *,
-        max_records: int = 500,
+        max_records: int = 5000,  # large fetches: each partition's share is one store transaction
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
     ) -> None:

@@ -24,6 +24,12 @@ def plain(text: str) -> str:
     return text.replace("\u202f", " ").replace("\xa0", " ")
 
 
+def text_of(mail: EmailMessage) -> str:
+    body = mail.get_body(("plain",))
+    assert body is not None
+    return plain(body.get_content())
+
+
 async def test_a_reminder_reaches_the_assigned_accountants_once_and_outcomes_are_published(
     broker, stores, store_kind: str, publish: Publish
 ) -> None:
@@ -74,12 +80,12 @@ async def test_a_reminder_reaches_the_assigned_accountants_once_and_outcomes_are
         assert str(to_chloe["From"]) == "Ada Admin <no-reply@portal.test>"
         assert to_chloe["Reply-To"] == address[admin]
         assert to_chloe["Content-Language"] == "fr" and "Société Générale" in to_chloe["Subject"]
-        chloe_text = plain(to_chloe.get_body(("plain",)).get_content())
+        chloe_text = text_of(to_chloe)
         assert "Merci d'ici vendredi !" in chloe_text and "Ada Admin" in chloe_text
         assert "Reçus manquants : 7" in chloe_text and "1 234,50 €" in chloe_text
         assert "Dépenses prêtes" not in chloe_text  # not a ticked task
         assert to_otto["Content-Language"] == "en"  # German falls back to English
-        otto_text = plain(to_otto.get_body(("plain",)).get_content())
+        otto_text = text_of(to_otto)
         assert "Missing receipts: 7" in otto_text and "€1,234.50" in otto_text
 
         sent = sorted(e["data"]["user_id"] for e in events if e["type"] == "notification.email_sent.v1")

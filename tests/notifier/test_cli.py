@@ -63,7 +63,9 @@ def test_digests_run_sends_each_digest_once_however_often_it_runs(tmp_path: Path
     assert sorted(str(m["To"]) for m in mine) == ["Ada Admin <ada@firm.test>", "Chloé Comptable <chloe@firm.test>"]
     chloe = next(m for m in mine if "chloe" in str(m["To"]))
     assert chloe["Content-Language"] == "fr"
-    assert "1 234,50" in chloe.get_body(("plain",)).get_content().replace("\u202f", " ").replace("\xa0", " ")
+    body = chloe.get_body(("plain",))
+    assert body is not None
+    assert "1 234,50" in body.get_content().replace("\u202f", " ").replace("\xa0", " ")
 
 
 def test_digests_preview_prints_the_next_digest_and_writes_nothing(tmp_path: Path,

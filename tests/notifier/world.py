@@ -111,7 +111,7 @@ class World:
         return [self.notifier.mapper.to_domain_event(n) for n in notes]
 
     def deliveries(self, kind: str | None = None) -> list[Delivery]:
-        found = [self.notifier.repository.get(e.originator_id) for e in self.events(Delivery.Due.TOPIC)]
+        found: list[Delivery] = [self.notifier.repository.get(e.originator_id) for e in self.events(Delivery.Due.TOPIC)]
         return [d for d in found if kind is None or d.kind == kind]
 
     def preference(self, partner: str, client: str, user: str) -> Preference:

@@ -26,7 +26,8 @@ LIVE = ClientsProjection.name
 
 
 def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *,
-                       show_progress: bool = True, stop_after: int | None = None) -> int:
+                       show_progress: bool = True, stop_after: int | None = None,
+                       batch_size: int = 2000) -> int:
     """Returns how many notifications the fresh tables were built from."""
     fresh = ClientsProjection(directory, read_model, prefix=PREFIX)
     head = directory.recorder.max_notification_id() or 0

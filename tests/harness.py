@@ -77,13 +77,14 @@ async def _serve(api: Any, runtime: Any, port: int) -> AsyncIterator[httpx.Async
 
 
 @contextlib.asynccontextmanager
-async def client_directory(bootstrap: str, store_url: str, *, group_id: str | None = None
+async def client_directory(bootstrap: str, store_url: str, *, group_id: str | None = None, **overrides: Any
                            ) -> AsyncIterator[tuple[ClientDirectoryService, httpx.AsyncClient]]:
+    """`overrides` are further Settings fields (e.g. dev_mode=True, dev_mail_dir=...)."""
     port = free_port()
     settings = DirectorySettings(
         kafka=KafkaSettings(bootstrap), store=StoreUrl.parse("CLIENT_DIRECTORY_DB", store_url),
         http_host="127.0.0.1", http_port=port, jwt_secret=SECRET, portal_base_url="https://portal.test",
-        group_id=group_id or f"client-directory-{uuid.uuid4().hex[:6]}",
+        group_id=group_id or f"client-directory-{uuid.uuid4().hex[:6]}", **overrides,
     )
     service = await asyncio.to_thread(build_directory, settings, session_timeout_ms=3000)
     service.relay.loop = asyncio.get_running_loop()

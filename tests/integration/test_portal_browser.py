@@ -23,7 +23,7 @@ import pytest
 from deploy.smtp_sink import SinkHandler, start_sink
 from events.localbroker import LocalBroker, free_port
 from tests.conftest import Publish, Stores, unique
-from tests.harness import auth, client_directory, eventually, notifier
+from tests.harness import auth, client_directory, eventually, notifier, token
 
 pytestmark = pytest.mark.integration
 
@@ -418,3 +418,24 @@ async def test_an_accountant_sees_only_onboarding_and_my_clients_in_french(
     await page.select_option("#lang", "en")
     await expect(tabs.locator(".tab-label")).to_have_text(["Onboarding", "My clients"])
     await expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
+async def test_a_token_in_the_link_signs_in_and_keeps_the_view_it_names(
+        open_page: Callable[..., Awaitable[Page]], firm: Firm) -> None:
+    """What a platform sign-in would hand over (no picker): /portal#token=...; the token leaves
+    the address bar, the rest of the fragment (tab, search) is the view."""
+    from playwright.async_api import expect
+
+    page = await open_page()
+    await page.goto(f"/portal#token={token(firm.other, firm.id, 'accountant')}&tab=onboarding")
+    await expect(page.locator("#clients-page")).to_be_visible()
+    await expect(tab(page, "onboarding")).to_have_attribute("aria-selected", "true")
+    await expect(page.locator("#rows .client-name")).to_have_text(["Garage Müller"])
+    await expect(page.locator("#rows .status")).to_have_text(["Verification failed"])
+    await expect(page.locator("#who-name")).to_have_text(firm.other)  # no picker: the token's sub
+    assert "token=" not in page.url and page.url.endswith("#tab=onboarding")
+    await shot(page, "16-token-link-verification-failed")
+
+    await page.click("#switch-member")  # signs out: the picker again, and the token is gone
+    await expect(page.locator("#dev-picker")).to_be_visible()
+    assert await page.evaluate("localStorage.getItem('portal.token')") is None

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from eventsourcing.persistence import Notification
 
@@ -22,6 +22,11 @@ from events.store import EventStoreApplication
 
 log = logging.getLogger("events.follower")
 
+# The inbox's record of each inbound event and the outbox's messages: plumbing, as many
+# notifications as the facts themselves, and no projection's business. (Pinned TOPICs of
+# events.inbox.ReceivedEvent.Created and events.outbox.OutboundMessage.Created.)
+PLUMBING_TOPICS = frozenset({"events.inbox:ReceivedEvent.Created", "events.outbox:OutboundMessage.Created"})
+
 
 class LogFollower(ABC):
     """Base: `name` is the tracking name; subclasses implement `process`."""
@@ -29,6 +34,9 @@ class LogFollower(ABC):
     name: str
     batch_size = 500
     topics: Sequence[str] = ()
+    # A follower of the whole log (no `topics`) moves its position over these without
+    # decoding them: its position stays the log's head when it is caught up.
+    skips: Collection[str] = PLUMBING_TOPICS
 
     def __init__(self, app: EventStoreApplication) -> None:
         self.app = app
@@ -41,6 +49,12 @@ class LogFollower(ABC):
     @abstractmethod
     def process(self, notifications: Sequence[Notification], last_id: int) -> None:
         """Apply the notifications and record last_id, atomically where the work allows."""
+
+    def relevant(self, notifications: Sequence[Notification]) -> Sequence[Notification]:
+        """The notifications `process` is given; the batch's last id is recorded all the same."""
+        if self.topics or not self.skips:
+            return notifications
+        return [n for n in notifications if n.topic not in self.skips]
 
     def pending(self, limit: int | None = None) -> Sequence[Notification]:
         return self.app.recorder.select_notifications(
@@ -63,7 +77,7 @@ class LogFollower(ABC):
                 )
                 if not batch:
                     break
-                self.process(batch, batch[-1].id)
+                self.process(self.relevant(batch), batch[-1].id)
                 applied += len(batch)
         with contextlib.suppress(Exception):  # metrics must never break processing
             head = self.app.recorder.max_notification_id() or 0

@@ -15,7 +15,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import IntegrityError, Notification
 
 from events.metrics import PROJECTION_LAG
 from events.store import EventStoreApplication
@@ -77,7 +77,14 @@ class LogFollower(ABC):
                 )
                 if not batch:
                     break
-                self.process(self.relevant(batch), batch[-1].id)
+                try:
+                    self.process(self.relevant(batch), batch[-1].id)
+                except IntegrityError:
+                    # Another instance on the same store recorded this position first (every
+                    # instance projects): go on from the position it reached.
+                    if self.position() <= start:
+                        raise  # not that: a real conflict
+                    continue
                 applied += len(batch)
         with contextlib.suppress(Exception):  # metrics must never break processing
             head = self.app.recorder.max_notification_id() or 0

@@ -39,3 +39,6 @@ HTTP_LATENCY = Histogram(
     ["service", "method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+LEADER = Gauge(
+    "portal_leader", "1 while this instance leads its service (relays the outbox; the notifier's sending)", ["service"]
+)

@@ -1,5 +1,6 @@
 """What both services run: the broker connection (with backoff while it is not up), the
-tracked consumer, the store followers, and an HTTP server with health, readiness and metrics."""
+tracked consumer, the store followers, the leadership among instances on one store, and an
+HTTP server with health, readiness and metrics."""
 
 from __future__ import annotations
 
@@ -19,13 +20,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from events.config import StoreUrl
 from events.follower import FollowerRunner, LogFollower
-from events.metrics import HTTP_LATENCY
+from events.leadership import Leadership
+from events.metrics import HTTP_LATENCY, LEADER
 from events.store import EventStoreApplication
 
 log = logging.getLogger("events.runtime")
 
 
 class Runtime:
+    """`leadership`, when given, is tried from the start (before the broker is connected) and
+    kept until stop; the jobs that must run in one instance only check `leadership.held` (see
+    events.leadership.LeaderOnly) and are woken by `on_leading` when this instance takes over."""
+
     def __init__(
         self,
         service: str,
@@ -34,12 +40,19 @@ class Runtime:
         followers: Sequence[LogFollower],
         *,
         background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+        leadership: Leadership | None = None,
+        on_leading: Sequence[Callable[[], None]] = (),
+        check_every: float = 5.0,
+        try_every: float = 1.0,
     ) -> None:
         self.service = service
         self.app = app
         self.broker = broker
         self.runner = FollowerRunner(followers)
         self.background = list(background)
+        self.leadership = leadership
+        self.on_leading = [self.runner.wake, *on_leading]
+        self.check_every, self.try_every = check_every, try_every
         self.broker_connected = False
         self.started_at = time.monotonic()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -80,6 +93,24 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 15.0)
 
+    async def lead(self) -> None:
+        """Try to take the leadership (every `try_every` s), then check it is still ours (every
+        `check_every` s); wake the leader-only jobs on taking over. Released when stopped."""
+        leadership = self.leadership
+        assert leadership is not None
+        try:
+            while True:
+                was = leadership.held
+                held = await asyncio.to_thread(leadership.try_acquire)
+                LEADER.labels(self.service).set(int(held))
+                if held and not was:
+                    for wake in self.on_leading:
+                        wake()
+                await asyncio.sleep(self.check_every if held else self.try_every)
+        finally:
+            leadership.release()
+            LEADER.labels(self.service).set(int(leadership.held))
+
     def wake_on_write(self, wake: Callable[[], None]) -> None:
         """Run `wake` on this event loop whenever the store is written, from any thread."""
         loop = asyncio.get_running_loop()
@@ -90,6 +121,9 @@ class Runtime:
 
     async def start(self) -> None:
         self.wake_on_write(self.runner.wake)
+        if self.leadership is not None:
+            # Before the broker: leading does not need it (the notifier sends while it is down).
+            self._tasks.append(asyncio.create_task(self.lead(), name="leading"))
         await self.connect_broker()
         self._tasks.append(asyncio.create_task(self.runner.run(), name="followers"))
         for job in self.background:
@@ -104,6 +138,8 @@ class Runtime:
                 await task
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        if self.leadership is not None:
+            self.leadership.release()  # also when `lead` never ran (stopped before start)
 
 
 def add_operational_routes(api: FastAPI, runtime: Runtime) -> None:

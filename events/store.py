@@ -5,6 +5,7 @@ transaction as what it produced."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sqlite3
 import threading
 import uuid
@@ -222,10 +223,19 @@ class ReadModel:
     def write(self, fn: Callable[[Cursor], T], tracking: Tracking | None = None) -> T:
         """Run fn in one write transaction, recording `tracking` in the same transaction."""
         with self.app.writing(), self.datastore.transaction(commit=True) as cursor:
+            if tracking is not None and self.kind != "sqlite":
+                # Instances on one database run the same projection: one writer per position at
+                # a time, or two transactions applying overlapping batches interleave (double
+                # counts, deadlocks). The second then sees the first's rows; the position tells.
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key(tracking.application_name),))
             result = fn(_Translating(cursor, self))
             if tracking is not None:
                 self.recorder._insert_tracking(cursor, tracking)
             return result
+
+    def _lock_key(self, name: str) -> int:
+        text = f"{self.datastore.schema}.{self.recorder.tracking_table_name}/{name}"
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
 
     def read(self, fn: Callable[[Cursor], T]) -> T:
         with self.datastore.transaction(commit=False) as cursor:

@@ -11,6 +11,7 @@ from faststream.kafka import KafkaBroker
 from contracts.events import Topic
 from events.inbox import InboxSink
 from events.kafka import TrackedConsumer, make_broker
+from events.leadership import LeaderOnly, Leadership
 from events.outbox import OutboxRelay
 from events.runtime import Runtime, add_operational_routes
 from events.store import ReadModel
@@ -58,7 +59,10 @@ def build(settings: Settings, *, session_timeout_ms: int = 10_000) -> ClientDire
         heartbeat_interval_ms=max(500, session_timeout_ms // 5),
     )
     relay = OutboxRelay(directory, broker)
-    runtime = Runtime(SERVICE, directory, broker, [projection, relay])
+    # Every instance projects (read-your-writes: the instance that took a command catches up
+    # its projection before answering); only the leader relays, so no event goes out twice.
+    leadership = Leadership(settings.store, SERVICE)
+    runtime = Runtime(SERVICE, directory, broker, [projection, LeaderOnly(relay, leadership)], leadership=leadership)
     api = build_api(
         directory, projection, queries,
         jwt_secret=settings.jwt_secret, portal_base_url=settings.portal_base_url,

@@ -135,7 +135,7 @@ def digests(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_digests(notifier: Notifier, index: ScheduleIndex, scheduler: DigestScheduler, settings: Settings,
                 at: datetime, *, send: bool, wait: float) -> int:
-    from services.notifier.adapters.leader import Leadership
+    from events.leadership import Leadership
     from services.notifier.adapters.smtp import SmtpMailer
     from services.notifier.application.sender import MailSender, SendReport
     from services.notifier.application.unsubscribe import UnsubscribeTokens
@@ -146,7 +146,7 @@ def run_digests(notifier: Notifier, index: ScheduleIndex, scheduler: DigestSched
         print("note: --at is in the future; these digests go out now")
     if not send:
         return 0
-    leadership = Leadership(settings.store)
+    leadership = Leadership(settings.store, "notifier")
     deadline = time.monotonic() + wait
     while not leadership.try_acquire():
         if time.monotonic() > deadline:

@@ -16,18 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eventsourcing.persistence import Notification
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from contracts.events import Topic
-from events.follower import LogFollower
 from events.inbox import InboxSink
 from events.kafka import TrackedConsumer, make_broker
+from events.leadership import LeaderOnly, Leadership
 from events.outbox import OutboxRelay
 from events.runtime import Runtime, add_operational_routes
 from services.notifier.adapters.http import add_unsubscribe_routes
-from services.notifier.adapters.leader import Leadership
 from services.notifier.adapters.smtp import SmtpMailer
 from services.notifier.application.digests import DigestScheduler
 from services.notifier.application.notifier import Notifier
@@ -63,25 +61,6 @@ class NotifierRuntime(Runtime):
         await super().start()
 
 
-class LeaderOnly(LogFollower):
-    """A follower that runs only in the replica holding the leadership."""
-
-    def __init__(self, inner: LogFollower, leadership: Leadership) -> None:
-        super().__init__(inner.app)
-        self.inner = inner
-        self.leadership = leadership
-        self.name = inner.name
-
-    def position(self) -> int:
-        return self.inner.position()
-
-    def process(self, notifications: Sequence[Notification], last_id: int) -> None:
-        self.inner.process(notifications, last_id)
-
-    def catch_up(self, until: int | None = None) -> int:
-        return self.inner.catch_up(until) if self.leadership.held else 0
-
-
 @dataclass
 class NotifierService:
     settings: Settings
@@ -105,7 +84,7 @@ def build(settings: Settings, *, session_timeout_ms: int = 10_000, retry_base_de
     notifier = Notifier(settings.store)
     notifier.mail_from = settings.mail_from
     index = ScheduleIndex(notifier)
-    leadership = Leadership(settings.store)
+    leadership = Leadership(settings.store, SERVICE)
     tokens = UnsubscribeTokens(settings.unsubscribe_secret)
     broker = make_broker(settings.kafka, client_id=SERVICE)
     sink = InboxSink(SERVICE, notifier, notifier.handle)
@@ -124,18 +103,6 @@ def build(settings: Settings, *, session_timeout_ms: int = 10_000, retry_base_de
     )
     unsubscriber = Unsubscriber(notifier, tokens)
     schedule_wake = asyncio.Event()
-
-    async def leading() -> None:
-        try:
-            while True:
-                was = leadership.held
-                held = await asyncio.to_thread(leadership.try_acquire)
-                if held and not was:
-                    for wake in (sender.wake.set, dispatcher.wake.set, schedule_wake.set, runtime.runner.wake):
-                        wake()
-                await asyncio.sleep(5.0 if held else 1.0)
-        finally:
-            leadership.release()
 
     async def sending() -> None:
         relay.loop = asyncio.get_running_loop()
@@ -166,7 +133,8 @@ def build(settings: Settings, *, session_timeout_ms: int = 10_000, retry_base_de
             schedule_wake.clear()
 
     runtime = NotifierRuntime(SERVICE, notifier, broker, [LeaderOnly(relay, leadership), LeaderOnly(index, leadership)],
-                              background=[dispatching], independent=[leading, sending, scheduling])
+                              background=[dispatching], independent=[sending, scheduling], leadership=leadership,
+                              on_leading=[sender.wake.set, dispatcher.wake.set, schedule_wake.set])
     api = FastAPI(title="Partner portal: notifier", version="1.0.0")
     add_operational_routes(api, runtime)
     add_unsubscribe_routes(api, unsubscriber, clock)

@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 
 from contracts.envelope import CloudEvent
-from events.config import StoreUrl
-from services.notifier.adapters.leader import Leadership
 from services.notifier.adapters.smtp import SmtpMailer
 from services.notifier.application.notifier import Notifier
 from services.notifier.application.reminders import ReminderDispatcher
@@ -227,22 +225,3 @@ async def test_digests_carry_one_click_unsubscribe_headers_that_work(world: Worl
     claim = UnsubscribeTokens(SECRET).verify(token)
     assert claim is not None
     assert (claim.kind, claim.user_id, claim.ref) == ("d", "chloe", received.message["Message-ID"])
-
-
-def test_one_process_at_a_time_holds_the_sender_lock(tmp_path: Path) -> None:
-    store = StoreUrl.parse("NOTIFIER_DB", f"sqlite:///{tmp_path / 'lock.db'}")
-    first, second = Leadership(store), Leadership(store)
-    assert first.try_acquire() and not second.try_acquire()
-    assert first.try_acquire()  # still ours
-    first.release()
-    assert second.try_acquire() and not first.try_acquire()
-    second.release()
-
-
-def test_the_sender_lock_on_postgresql(stores: Any) -> None:
-    store = StoreUrl.parse("NOTIFIER_DB", stores.new("postgresql"))
-    first, second = Leadership(store), Leadership(store)
-    assert first.try_acquire() and not second.try_acquire()
-    first.release()
-    assert second.try_acquire()
-    second.release()

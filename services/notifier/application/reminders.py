@@ -24,7 +24,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from services.notifier.adapters.leader import Leadership
+from events.leadership import Leadership
 from services.notifier.application.notifier import Notifier
 from services.notifier.domain.model import Reminder
 

@@ -33,9 +33,9 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from contracts.envelope import make_event
 from contracts.events import Topic
+from events.leadership import Leadership
 from events.metrics import EMAILS
 from events.outbox import OutboundMessage
-from services.notifier.adapters.leader import Leadership
 from services.notifier.adapters.smtp import DeliveryOutcome, DeliveryStatus, Mailer, send_with_retry
 from services.notifier.application.digests import catch_up
 from services.notifier.application.notifier import Notifier

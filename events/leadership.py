@@ -1,13 +1,15 @@
-"""Leadership: one notifier process at a time schedules, dispatches and sends.
+"""Leadership: among the instances of a service on one store, one at a time runs the jobs that
+must not run once per instance (relaying the outbox, sending email, scheduling).
 
-Several replicas share one store (DESIGN.md 3: they scale the consumer with the partitions);
-if each followed the deliveries and sent them, every email would go out once per replica.
-The lock dies with its holder (a killed process closes its file and its connection), so a
-restarted or surviving replica takes over within one `poll` interval.
+Several instances share one store (DESIGN.md 3: they scale the consumer with the partitions);
+if each relayed the outbox or sent the deliveries, every event or email would go out once per
+instance. The lock dies with its holder (a killed process closes its file and its connection),
+so a restarted or surviving instance takes over within one poll of `Runtime`'s leading loop.
 
 - PostgreSQL: a session-level advisory lock held on a dedicated connection (scoped to the
-  database; the key also names the schema, so two notifiers in one database stay apart).
+  database; the key also names the schema, so two services in one database stay apart).
 - SQLite: an exclusive `flock` on a file beside the database (one host by construction).
+- SQLite in memory: one process by construction, so always the leader.
 """
 
 from __future__ import annotations
@@ -18,23 +20,31 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from typing import IO, Any
 
 import psycopg
+from eventsourcing.persistence import Notification
 
 from events.config import StoreUrl
+from events.follower import LogFollower
 
-log = logging.getLogger("notifier.leader")
+log = logging.getLogger("events.leadership")
 
 
 class Leadership:
-    def __init__(self, store: StoreUrl, name: str = "notifier") -> None:
+    """The leadership lock of `name` (the service) on a store; `held` says whether it is ours."""
+
+    def __init__(self, store: StoreUrl, name: str) -> None:
         self.store = store
         self.name = name
         self._file: IO[bytes] | None = None
         self._conn: Any = None
         self._lock = threading.Lock()
-        self.held = store.kind == "sqlite" and store.path == ":memory:"
+        self.held = self._in_memory()
+
+    def _in_memory(self) -> bool:
+        return self.store.kind == "sqlite" and self.store.path == ":memory:"
 
     def key(self) -> int:
         digest = hashlib.sha256(f"{self.name}/{self.store.schema}".encode()).digest()
@@ -50,7 +60,7 @@ class Leadership:
             else:
                 self.held = self._advisory()
             if self.held:
-                log.info("this process is now the notifier's sender (%s)", self.store.describe())
+                log.info("this process now leads %s (%s)", self.name, self.store.describe())
             return self.held
 
     def release(self) -> None:
@@ -62,7 +72,7 @@ class Leadership:
                 with contextlib.suppress(psycopg.Error):
                     self._conn.close()  # closing the session releases the advisory lock
                 self._conn = None
-            if not (self.store.kind == "sqlite" and self.store.path == ":memory:"):
+            if not self._in_memory():
                 self.held = False
 
     # --- SQLite ----------------------------------------------------------------------------------
@@ -88,7 +98,7 @@ class Leadership:
             conn = psycopg.connect(host=url.host, port=url.port, user=url.user, password=url.password,
                                    dbname=url.dbname, autocommit=True, connect_timeout=5)
         except psycopg.Error as error:
-            log.warning("cannot reach PostgreSQL for the sender lock: %s", error)
+            log.warning("cannot reach PostgreSQL for the leadership lock of %s: %s", self.name, error)
             return False
         try:
             row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key(),)).fetchone()
@@ -109,9 +119,29 @@ class Leadership:
             self._conn.execute("SELECT 1")
             return True
         except psycopg.Error as error:
-            log.warning("lost the sender lock (%s); another replica may take over", error)
+            log.warning("lost the leadership of %s (%s); another instance may take over", self.name, error)
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
             self._conn = None
             self.held = False
             return False
+
+
+class LeaderOnly(LogFollower):
+    """A follower that runs only in the instance holding the leadership; elsewhere it does
+    nothing (its position is shared through the store, so the next leader goes on from it)."""
+
+    def __init__(self, inner: LogFollower, leadership: Leadership) -> None:
+        super().__init__(inner.app)
+        self.inner = inner
+        self.leadership = leadership
+        self.name = inner.name
+
+    def position(self) -> int:
+        return self.inner.position()
+
+    def process(self, notifications: Sequence[Notification], last_id: int) -> None:
+        self.inner.process(notifications, last_id)
+
+    def catch_up(self, until: int | None = None) -> int:
+        return self.inner.catch_up(until) if self.leadership.held else 0

@@ -238,6 +238,11 @@ class ReadModel:
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
 
     def read(self, fn: Callable[[Cursor], T]) -> T:
+        if self.kind != "sqlite":
+            # PostgreSQL at READ COMMITTED gives each statement its own snapshot, in a transaction
+            # or not: BEGIN and ROLLBACK were two more round trips per request, for nothing.
+            with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+                return fn(_Translating(cursor, self))
         with self.datastore.transaction(commit=False) as cursor:
             return fn(_Translating(cursor, self))
 

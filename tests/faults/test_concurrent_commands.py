@@ -11,7 +11,7 @@ from services.client_directory.domain.model import client_key
 from tests.conftest import Publish, unique
 from tests.harness import auth, client_directory, eventually
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 async def test_twenty_concurrent_assignments_on_one_client_all_land(broker, stores, store_kind: str,

@@ -14,7 +14,7 @@ import pytest
 from tests.faults.processes import ServiceProcess, tracked_offsets, wait_until
 from tests.faults.workload import produce, workload
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 EVENTS = 20_000
 KILLS = 5

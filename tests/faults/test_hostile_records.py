@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from tests.faults.workload import cloud_event, workload
 from tests.harness import auth, client_directory, eventually
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 HOSTILE = 5_000
 VALID = 5_000

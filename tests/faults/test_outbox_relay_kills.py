@@ -19,7 +19,7 @@ from services.client_directory.application.directory import ClientDirectory
 from services.client_directory.domain.model import ClientRelationship
 from tests.conftest import unique
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 10
 

@@ -16,7 +16,7 @@ import pytest
 from tests.faults.processes import ServiceProcess, wait_until
 from tests.faults.workload import produce, workload
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def pg(url: str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:

@@ -16,7 +16,7 @@ from services.notifier.domain.schedule import first_due
 from tests.faults.processes import ServiceProcess, wait_until
 from tests.notifier.world import World
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 RECIPIENTS = 300
 OUTAGE_SECONDS = 60

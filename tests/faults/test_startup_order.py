@@ -15,7 +15,7 @@ import pytest
 from events.localbroker import free_port, start_broker
 from tests.faults.processes import ServiceProcess, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def attempts(log: Path, text: str) -> int:
@@ -29,13 +29,21 @@ def attempts(log: Path, text: str) -> int:
     return count
 
 
-def test_a_service_waits_for_its_database_and_broker_then_serves(postgres: str, tmp_path: Path) -> None:
+# service -> (its store variable, a path that needs the store)
+SERVICES = {"client_directory": ("CLIENT_DIRECTORY_DB", "/v1/clients"),
+            "notifier": ("NOTIFIER_DB", "/unsubscribe/some-token")}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_a_service_waits_for_its_database_and_broker_then_serves(name: str, postgres: str, tmp_path: Path) -> None:
+    store_variable, needs_store = SERVICES[name]
     database = f"t_late_{uuid.uuid4().hex[:8]}"
     store = f"{postgres.rsplit('/', 1)[0]}/{database}"
     kafka_port = free_port()
     log = tmp_path / "service.log"
-    service = ServiceProcess("services.client_directory", {
-        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}", "CLIENT_DIRECTORY_DB": store}, log)
+    # The notifier's SMTP server is not needed to be ready (nothing is due on a new store).
+    service = ServiceProcess(f"services.{name}", {
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}", store_variable: store}, log)
     broker = None
     url = f"http://127.0.0.1:{service.port}"
     try:
@@ -50,7 +58,7 @@ def test_a_service_waits_for_its_database_and_broker_then_serves(postgres: str, 
         wait_until(answers, 30, what="liveness")
         assert httpx.get(f"{url}/readyz").status_code == 503
         wait_until(lambda: database in httpx.get(f"{url}/readyz").json()["store"], 30, what="the reason")
-        assert httpx.get(f"{url}/v1/clients").status_code == 503
+        assert httpx.get(f"{url}{needs_store}").status_code == 503
         wait_until(lambda: attempts(log, "store not ready") >= 3, 30, what="three store attempts")
 
         with psycopg.connect(postgres, autocommit=True) as conn:

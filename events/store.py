@@ -11,7 +11,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from eventsourcing.application import Application, ProcessingEvent, project_aggregate
 from eventsourcing.domain import Aggregate
@@ -228,7 +228,7 @@ class ReadModel:
                 # a time, or two transactions applying overlapping batches interleave (double
                 # counts, deadlocks). The second then sees the first's rows; the position tells.
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key(tracking.application_name),))
-            result = fn(_Translating(cursor, self))
+            result = fn(self._cursor(cursor))
             if tracking is not None:
                 self.recorder._insert_tracking(cursor, tracking)
             return result
@@ -237,14 +237,21 @@ class ReadModel:
         text = f"{self.datastore.schema}.{self.recorder.tracking_table_name}/{name}"
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
 
+    def _cursor(self, cursor: Any) -> Cursor:
+        # SQLite takes `?` as written: its own cursor, without two Python layers per statement
+        # (eventsourcing's wrapper adds nothing; errors are translated when the transaction ends).
+        if self.kind == "sqlite":
+            return cast(Cursor, cursor.sqlite_cursor)
+        return _Translating(cursor, self)
+
     def read(self, fn: Callable[[Cursor], T]) -> T:
         if self.kind != "sqlite":
             # PostgreSQL at READ COMMITTED gives each statement its own snapshot, in a transaction
             # or not: BEGIN and ROLLBACK were two more round trips per request, for nothing.
             with self.datastore.get_connection() as conn, conn.cursor() as cursor:
-                return fn(_Translating(cursor, self))
+                return fn(self._cursor(cursor))
         with self.datastore.transaction(commit=False) as cursor:
-            return fn(_Translating(cursor, self))
+            return fn(self._cursor(cursor))
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         def run(c: Cursor) -> list[dict[str, Any]]:

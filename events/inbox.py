@@ -74,13 +74,14 @@ def received_id(event_id: str) -> uuid.UUID:
 RECEIVED_TOPIC = ReceivedEvent.Created.TOPIC
 
 
-def received_event(inbound: InboundEvent, kafka_position: str, outcome: str, reason: str) -> Any:
+def received_event(inbound: InboundEvent, kafka_position: str, outcome: str, reason: str,
+                   inbox_id: uuid.UUID | None = None) -> Any:
     """The event `ReceivedEvent(...)` would record, built directly: constructing the aggregate
     (signature inspection, mutate) cost a sixth of the consumer's time, and nobody reads
     the aggregate in the batch that creates it."""
     created: Any = ReceivedEvent.Created  # a dataclass made by eventsourcing's metaclass: mypy sees no fields
     return created(
-        originator_id=received_id(inbound.id), originator_version=ReceivedEvent.INITIAL_VERSION,
+        originator_id=inbox_id or received_id(inbound.id), originator_version=ReceivedEvent.INITIAL_VERSION,
         timestamp=ReceivedEvent.Created.create_timestamp(), originator_topic=ReceivedEvent.TOPIC,
         event_id=inbound.id, event_type=inbound.type, partner_id=inbound.partner_id,
         subject=inbound.envelope.subject, source=inbound.envelope.source, kafka_position=kafka_position,
@@ -150,48 +151,52 @@ class InboxSink:
         self.handle = handle
         self.keys: Keys | None = keys if keys is not None else getattr(app, "inbox_keys", None)
 
-    def _unit_of_work(self, events: Sequence[InboundEvent]) -> UnitOfWork:
+    def _unit_of_work(self, events: Sequence[InboundEvent]) -> tuple[UnitOfWork, list[uuid.UUID]]:
+        """The batch's unit of work, loaded, and the inbox id of each event (uuid5 is not free)."""
         uow = UnitOfWork(self.app)
-        ids = [received_id(e.id) for e in events]
+        received = [received_id(e.id) for e in events]
+        ids = list(received)
         if self.keys is not None:
             for inbound in events:
                 ids.extend(self.keys(inbound))
         uow.prefetch(ids)
-        return uow
+        return uow, received
 
     def position(self, topic: str, partition: int) -> int | None:
         return self.app.tracked(tracking_name(topic, partition))
 
     def apply(self, topic: str, partition: int, events: Sequence[InboundEvent], last_offset: int) -> int:
-        uow = self._unit_of_work(events)
+        uow, received = self._unit_of_work(events)
         duplicates = 0
-        for inbound in events:
-            if uow.get(received_id(inbound.id)) is not None:
+        for inbound, inbox_id in zip(events, received, strict=True):
+            if uow.get(inbox_id) is not None:
                 duplicates += 1
                 continue
-            self._apply_one(inbound, uow, topic, partition)
+            self._apply_one(inbound, uow, topic, partition, inbox_id)
         self.app.record(*uow.changed(), tracking=Tracking(tracking_name(topic, partition), last_offset))
         return duplicates
 
-    def _apply_one(self, inbound: InboundEvent, uow: UnitOfWork, topic: str, partition: int) -> None:
+    def _apply_one(self, inbound: InboundEvent, uow: UnitOfWork, topic: str, partition: int,
+                   inbox_id: uuid.UUID) -> None:
         outcome, reason = "applied", ""
         try:
             self.handle(inbound, uow)
         except Rejected as rejection:
             outcome, reason = "rejected", str(rejection)
-        uow.add_event(received_event(inbound, f"{topic}:{partition}:{inbound.record.offset}", outcome, reason))
+        uow.add_event(received_event(inbound, f"{topic}:{partition}:{inbound.record.offset}", outcome, reason,
+                                     inbox_id))
         counter = EVENTS_APPLIED if outcome == "applied" else EVENTS_REJECTED
         counter.labels(self.service, topic, inbound.type).inc()
 
     def apply_replay(self, events: Sequence[InboundEvent]) -> int:
         """Apply events again without moving the live consumer's position (on-call replays).
         Returns how many were duplicates: those change nothing."""
-        uow = self._unit_of_work(events)
+        uow, received = self._unit_of_work(events)
         duplicates = 0
-        for inbound in events:
-            if uow.get(received_id(inbound.id)) is not None:
+        for inbound, inbox_id in zip(events, received, strict=True):
+            if uow.get(inbox_id) is not None:
                 duplicates += 1
                 continue
-            self._apply_one(inbound, uow, inbound.record.topic, inbound.record.partition)
+            self._apply_one(inbound, uow, inbound.record.topic, inbound.record.partition, inbox_id)
         self.app.record(*uow.changed())
         return duplicates

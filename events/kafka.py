@@ -88,6 +88,10 @@ async def _raw(msg: StreamMessage[Any]) -> Any:
     return msg.body
 
 
+def _headers(headers: Any) -> tuple[tuple[str, bytes], ...]:
+    return tuple((k, v if isinstance(v, bytes) else bytes(v or b"")) for k, v in headers)
+
+
 def _to_record(raw: Any) -> InboundRecord:
     return InboundRecord(
         topic=raw.topic,
@@ -95,7 +99,7 @@ def _to_record(raw: Any) -> InboundRecord:
         offset=raw.offset,
         key=raw.key,
         value=raw.value,
-        headers=tuple((k, v if isinstance(v, bytes) else bytes(v or b"")) for k, v in (raw.headers or ())),
+        headers=_headers(raw.headers) if raw.headers else (),
         timestamp_ms=raw.timestamp or 0,
     )
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -26,6 +28,8 @@ from events.inbox import RECEIVED_TOPIC, InboxSink
 from events.store import EventStoreApplication
 
 console = Console()
+# Progress goes to stderr, so `--json` output on stdout stays parseable.
+progress_console = Console(stderr=True)
 
 
 @dataclass(frozen=True)
@@ -183,28 +187,51 @@ def inbox_history(app: EventStoreApplication, *, subject: str | None = None, par
 
 def add_commands(commands: Any) -> None:
     """`dlq list|show|redrive --topic T` and `topics replay ...` on a service's CLI."""
-    dlq = commands.add_parser("dlq", help="dead letters: what could not be read, and why; redrive after a fix")
+    dlq = commands.add_parser(
+        "dlq", help="dead letters: what could not be read, and why; redrive after a fix",
+        description="Records this service could not read (not JSON, not a CloudEvent, unknown type, invalid "
+        "data) are in <topic>.dlq with their original key and bytes, and headers saying where they came from "
+        "and why they were refused.")
     dlq_actions = dlq.add_subparsers(dest="action", required=True)
-    for action, text in (("list", "list the dead letters of a topic"),
-                         ("show", "print one dead letter in full"),
-                         ("redrive", "re-publish dead letters to their topic, each once")):
-        sub = dlq_actions.add_parser(action, help=text)
+    for action, text, description in (
+        ("list", "list the dead letters of a topic", "One line per dead letter: its DLQ partition and offset, "
+         "where it came from, its key, the exception and its message."),
+        ("show", "print one dead letter in full", "Every header, the key and the original value of one dead "
+         "letter (see `dlq list` for its partition and offset)."),
+        ("redrive", "re-publish dead letters to their topic, each once", "Re-publishes every dead letter of the "
+         "topic to the topic itself, after the producer or this service was fixed. Each DLQ position redriven "
+         "is recorded in the service's store: running it again sends nothing twice; events whose ids were "
+         "processed change nothing."),
+    ):
+        sub = dlq_actions.add_parser(action, help=text, description=description)
         sub.add_argument("--topic", required=True, help="the original topic, e.g. platform.partner-clients")
         if action == "show":
-            sub.add_argument("--partition", type=int, required=True)
-            sub.add_argument("--offset", type=int, required=True)
-    topics = commands.add_parser("topics", help="re-consume a range of a Kafka topic")
+            sub.add_argument("--partition", type=int, required=True, help="the DLQ partition")
+            sub.add_argument("--offset", type=int, required=True, help="the offset in the DLQ partition")
+    topics = commands.add_parser("topics", help="re-consume a range of a Kafka topic",
+                                 description="Re-consume records from Kafka into this service's store.")
     topics_actions = topics.add_subparsers(dest="action", required=True)
     replay_parser = topics_actions.add_parser(
-        "replay", help="feed a partition's records from an offset through this service again (idempotent)")
-    replay_parser.add_argument("--topic", required=True)
+        "replay", help="feed a partition's records from an offset through this service again (idempotent)",
+        description="Reads the range with its own assign() consumer (no group: the live consumer's position "
+        "does not move) and feeds it through the same inbox as the live consumer: an event whose CloudEvent id "
+        "was processed changes nothing; one that never arrived is applied as if it had just arrived. "
+        "Unreadable records are reported, not dead-lettered again.")
+    replay_parser.add_argument("--topic", required=True, help="a topic this service consumes")
     replay_parser.add_argument("--partition", type=int, required=True)
-    replay_parser.add_argument("--from-offset", type=int, required=True)
-    replay_parser.add_argument("--to-offset", type=int, default=None, help="inclusive; default: the end")
+    replay_parser.add_argument("--from-offset", type=int, required=True, help="the first offset (inclusive)")
+    replay_parser.add_argument("--to-offset", type=int, default=None, help="the last offset (inclusive); "
+                               "default: the partition's end")
 
 
 def run_command(args: argparse.Namespace, app: EventStoreApplication, sink: InboxSink,
-                kafka: KafkaSettings) -> int:
+                kafka: KafkaSettings, consumes: Collection[str] | None = None) -> int:
+    """Run a `dlq` or `topics` command; `consumes` (the service's inbound topics) guards replays:
+    a topic the service does not consume would only fill its inbox with rejections."""
+    if args.command == "topics" and consumes is not None and args.topic not in consumes:
+        console.print(f"[red]{args.topic} is not consumed by this service[/]; "
+                      f"it consumes: {', '.join(sorted(consumes))}")
+        return 2
     if args.command == "dlq":
         if args.action == "list":
             letters = dead_letters(kafka, args.topic)
@@ -253,3 +280,58 @@ def print_history(rows: Sequence[dict[str, Any]], title: str) -> None:
 
 def as_json(rows: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(rows), indent=2, ensure_ascii=False)
+
+
+# --- stored histories --------------------------------------------------------------------------
+
+def aggregate_history(app: EventStoreApplication, aggregate_id: UUID) -> list[dict[str, str]]:
+    """Every stored event of one aggregate, oldest first, with its fields."""
+    rows = []
+    for stored in app.recorder.select_events(aggregate_id):
+        domain_event: Any = app.mapper.to_domain_event(stored)
+        fields = {k: v for k, v in domain_event.__dict__.items()
+                  if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")}
+        rows.append({"version": str(domain_event.originator_version),
+                     "at": domain_event.timestamp.isoformat(timespec="seconds"),
+                     "event": type(domain_event).__qualname__,
+                     "fields": json.dumps(fields, ensure_ascii=False, default=_plain)})
+    return rows
+
+
+def _plain(value: Any) -> str:
+    """Datetimes (and anything else JSON has no type for) as readable text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def print_aggregate(rows: Sequence[dict[str, str]], title: str) -> None:
+    table = Table(title=title)
+    for column in ("version", "at", "event", "fields"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["version"], row["at"], row["event"], row["fields"])
+    console.print(table)
+
+
+def scan(app: EventStoreApplication, topics: Sequence[str], *, containing: str | None = None,
+         what: str = "reading the event store") -> Iterator[Any]:
+    """The decoded events of these topics, oldest first, over the whole notification log, with
+    a progress bar (on stderr). `containing` skips, without decoding, the events whose stored
+    state does not hold that text: a cheap filter for an id on a large store."""
+    # Stored state is JSON: an ASCII id without quotes or backslashes appears in it verbatim.
+    plain = containing is not None and containing.isascii() and '"' not in containing and "\\" not in containing
+    needle = containing.encode() if containing is not None and plain else None
+    head = app.recorder.max_notification_id() or 0
+    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=progress_console, transient=True) as progress:
+        task = progress.add_task(what, total=head)
+        start = 0
+        while True:
+            page = app.recorder.select_notifications(start=start, limit=5000, topics=topics, inclusive_of_start=False)
+            if not page:
+                break
+            for notification in page:
+                if needle is None or needle in notification.state:
+                    yield app.mapper.to_domain_event(notification)
+            start = page[-1].id
+            progress.update(task, completed=start)
+        progress.update(task, completed=head)

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from rich.table import Table
 
-from events.ops import console, inbox_history, print_history
+from events.ops import aggregate_history, console, inbox_history, print_history
 from services.client_directory.application.directory import ClientDirectory
 from services.client_directory.domain.model import client_key, figures_key, member_key
-
-
-def aggregate_history(directory: ClientDirectory, aggregate_id: Any) -> list[dict[str, str]]:
-    rows = []
-    for stored in directory.recorder.select_events(aggregate_id):
-        domain_event: Any = directory.mapper.to_domain_event(stored)
-        fields = {k: v for k, v in domain_event.__dict__.items()
-                  if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")}
-        rows.append({"version": str(domain_event.originator_version),
-                     "at": domain_event.timestamp.isoformat(timespec="seconds"),
-                     "event": type(domain_event).__qualname__, "fields": str(fields)})
-    return rows
 
 
 def show(directory: ClientDirectory, *, client: str | None, member: str | None, partner: str | None,

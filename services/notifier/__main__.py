@@ -1,5 +1,6 @@
-"""`python -m services.notifier [serve]` runs the notifier; `digests run` and `digests preview`
-are the on-call commands of DESIGN.md 2.3. Configuration comes from the environment."""
+"""`python -m services.notifier [serve]` runs the notifier; `digests run|preview` (DESIGN.md 2.3),
+`deliveries`, `events show`, `dlq` and `topics replay` are the on-call commands (docs/RUNBOOK.md).
+Configuration comes from the environment."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from events import ops
 from events.config import ConfigError
 from events.logs import configure
 
@@ -45,9 +47,10 @@ def parser() -> argparse.ArgumentParser:
         description="The partner portal's notifier: email preferences, scheduled digests and reminders.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = root.add_subparsers(dest="command", metavar="{serve,digests}")
+    commands = root.add_subparsers(dest="command", metavar="{serve,digests,deliveries,events,dlq,topics}")
     commands.add_parser("serve", help="run the service (the default)",
-                        description="Consume, schedule, send, and serve health, metrics and unsubscribe.")
+                        description="Consume, schedule, send, and serve health, metrics and unsubscribe. HTTP "
+                        "answers at once; the store and the broker are waited for with backoff (/readyz says why).")
     digests = commands.add_parser("digests", help="run or preview the digest scheduler",
                                   description="On-call tools for the digest scheduler (no broker needed).")
     actions = digests.add_subparsers(dest="action", metavar="{run,preview}", required=True)
@@ -72,12 +75,41 @@ def parser() -> argparse.ArgumentParser:
     preview.add_argument("--partner", help="the firm's partner id (needed when the user is in several firms)")
     preview.add_argument("--at", type=instant, default=None, metavar="RFC3339",
                          help="look as of this instant (default: now)")
+
+    sent = commands.add_parser(
+        "deliveries", help="what was sent to whom, when, and how it ended",
+        description="Every email made for a member (--user) or naming a client (--client): its Message-ID, "
+        "kind (digest or reminder), recipient, due time, state (due: not sent yet; sent; deferred: refused "
+        "with a 4xx, retried later; failed: refused for good), SMTP attempts and the server's last answer; "
+        "then the reminders about the client (or requested by the member) with their state, dropped ones "
+        "with the reason. Reads the store only (no broker needed).")
+    who = sent.add_mutually_exclusive_group(required=True)
+    who.add_argument("--client", help="client_id: emails naming this client")
+    who.add_argument("--user", help="user_id: emails to this member")
+    sent.add_argument("--partner", help="the firm (partner id); default: every firm")
+    sent.add_argument("--json", action="store_true", help="machine-readable output")
+
+    events = commands.add_parser("events", help="histories for on-call",
+                                 description="What the notifier recorded about a client or a member.")
+    events_actions = events.add_subparsers(dest="action", metavar="{show}", required=True)
+    show = events_actions.add_parser(
+        "show", help="a client's or member's history, rejected events with their reason",
+        description="The stored events of the notifier's aggregates about it (the client's file: status, name, "
+        "assigned accountants, figures; the members' email preferences for it; its reminders; or the member "
+        "and their preferences and reminders), then every inbound event whose subject it is, with its outcome: "
+        "applied, or rejected with the reason. Reads the store only.")
+    who = show.add_mutually_exclusive_group(required=True)
+    who.add_argument("--client", help="client_id")
+    who.add_argument("--member", help="user_id")
+    show.add_argument("--partner", help="the firm (partner id); default: every firm that knows the id")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    ops.add_commands(commands)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    configure("notifier", "WARNING" if args.command == "digests" else "INFO")
+    configure("notifier", "INFO" if args.command in (None, "serve") else "WARNING")
 
     from services.notifier.config import Settings
 
@@ -88,26 +120,62 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "digests":
         return digests(args, settings)
+    if args.command in ("deliveries", "events", "dlq", "topics"):
+        return run_ops(args, settings)
     return serve(settings)
 
 
 def serve(settings: Settings) -> int:
-    from events.runtime import serve as serve_http
-    from services.notifier.service import build
+    from fastapi import FastAPI
 
-    try:
-        service = build(settings, session_timeout_ms=settings.kafka.session_timeout_ms)
-    except Exception as error:
-        print(f"notifier: cannot open store {settings.store.describe()}: {error}", file=sys.stderr)
-        return 3
+    from events.runtime import Runtime, serve_when_ready
+    from services.notifier.service import NotifierService, build
 
     async def run() -> None:
-        service.relay.loop = asyncio.get_running_loop()
-        await serve_http(service.api, service.runtime, settings.http_host, settings.http_port)
+        built: list[NotifierService] = []
+
+        def make() -> tuple[FastAPI, Runtime]:
+            built.append(build(settings, session_timeout_ms=settings.kafka.session_timeout_ms))
+            return built[-1].api, built[-1].runtime
+
+        loop = asyncio.get_running_loop()
+
+        def on_built() -> None:
+            built[-1].relay.loop = loop
+
+        await serve_when_ready("notifier", make, settings.http_host, settings.http_port, on_built,
+                               store=settings.store)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     return 0
+
+
+def run_ops(args: argparse.Namespace, settings: Settings) -> int:
+    """The on-call commands that read the store (and, for dlq and topics, the broker)."""
+    from events.inbox import InboxSink
+    from services.notifier.application.notifier import Notifier
+    from services.notifier.ops import deliveries, show
+    from services.notifier.service import CONSUMES, SERVICE
+
+    store = settings.store
+    if store.kind == "sqlite" and store.path != ":memory:" and not Path(store.path).exists():
+        print(f"notifier: no store at {store.describe()}", file=sys.stderr)
+        return 3
+    try:
+        notifier = Notifier(store)
+    except Exception as error:
+        print(f"notifier: cannot open store {store.describe()}: {error}", file=sys.stderr)
+        return 3
+    notifier.mail_from = settings.mail_from
+    if args.command == "deliveries":
+        return deliveries(notifier, client=args.client, user=args.user, partner=args.partner, as_json=args.json)
+    if args.command == "events":
+        return show(notifier, client=args.client, member=args.member, partner=args.partner, as_json=args.json)
+    # Replayed events go through the live consumer's inbox; this process runs no sender, and
+    # an event whose id was processed changes nothing, so a replay sends no email.
+    return ops.run_command(args, notifier, InboxSink(SERVICE, notifier, notifier.handle), settings.kafka,
+                           consumes=[t.value for t in CONSUMES])
 
 
 def digests(args: argparse.Namespace, settings: Settings) -> int:

@@ -124,6 +124,10 @@ class TrackedConsumer:
         self.group_id = group_id
         self.ready = False
         self.last_batch_at = 0.0
+        # A failing store is retried this often (doubling the delay) before the batch is
+        # rewound and fetched again: long enough to ride out a restart, short of max_poll.
+        self.retry_attempts = 8
+        self.retry_delay = 0.2
         self.subscriber = broker.subscriber(
             *self.topics,
             group_id=group_id,
@@ -149,12 +153,17 @@ class TrackedConsumer:
         for raw in raws:
             record = _to_record(raw)
             by_partition[(record.topic, record.partition)].append(record)
-        for (topic, partition), records in by_partition.items():
+        pending = list(by_partition.items())
+        for index, ((topic, partition), records) in enumerate(pending):
             RECORDS_CONSUMED.labels(self.sink.service, topic).inc(len(records))
             ok = await self._process_partition(topic, partition, records)
             if not ok:
-                # The store stayed unavailable: rewind so these records are fetched again.
-                msg.consumer.seek(TopicPartition(topic, partition), records[0].offset)  # type: ignore[attr-defined]
+                # The store stayed unavailable: rewind this partition and every partition of
+                # the batch not applied yet (their fetch positions moved past records that
+                # are not in the store), and commit nothing, so all of them come again.
+                for (later_topic, later_partition), later in pending[index:]:
+                    msg.consumer.seek(  # type: ignore[attr-defined]
+                        TopicPartition(later_topic, later_partition), later[0].offset)
                 return
         self.last_batch_at = time.monotonic()
         try:
@@ -164,8 +173,8 @@ class TrackedConsumer:
         self._update_lag(msg, by_partition)
 
     async def _process_partition(self, topic: str, partition: int, records: list[InboundRecord]) -> bool:
-        delay = 0.2
-        for attempt in range(1, 9):
+        delay = self.retry_delay
+        for attempt in range(1, self.retry_attempts + 1):
             try:
                 last = await asyncio.to_thread(self.sink.position, topic, partition)
                 fresh = [r for r in records if last is None or r.offset > last]

@@ -205,7 +205,7 @@ class TrackedConsumer:
         return False
 
     async def _dead_letter(self, record: InboundRecord, error: InvalidRecord) -> None:
-        topic, key, value, headers = dead_letter(record, error)
+        topic, key, value, headers = dead_letter(record, error, self.group_id)
         log.warning(
             "dead-lettered %s[%d]@%d to %s: %s", record.topic, record.partition, record.offset, topic, error
         )

@@ -93,8 +93,12 @@ def redrive_name(topic: str, partition: int) -> str:
     return f"redrive:{dlq_topic(topic)}:{partition}"
 
 
-def redrive(app: EventStoreApplication, kafka: KafkaSettings, topic: str) -> tuple[int, int]:
-    """Re-publish dead letters to their original topic, each once. Returns (sent, skipped)."""
+def redrive(app: EventStoreApplication, kafka: KafkaSettings, topic: str,
+            group_id: str | None = None) -> tuple[int, int]:
+    """Re-publish dead letters to their original topic, each once. Returns (sent, skipped).
+
+    With `group_id`, only the letters that consumer group refused: another service reading the
+    same topic dead-letters its own copy, and redrives it itself."""
     producer = KafkaProducer(**kafka.kafka_python_kwargs(), acks="all", client_id="portal-ops")
     sent = skipped = 0
     try:
@@ -103,6 +107,9 @@ def redrive(app: EventStoreApplication, kafka: KafkaSettings, topic: str) -> tup
             for record in read_range(kafka, dlq_topic(topic), partition):
                 if done is not None and record.offset <= done:
                     skipped += 1
+                    continue
+                owner = dict(record.headers).get("kafka_dlt-original-consumer-group")
+                if group_id and owner and owner.decode() != group_id:
                     continue
                 original = [(k, v) for k, v in record.headers if not k.startswith("kafka_dlt-")]
                 original.append(("portal-redriven-from", f"{dlq_topic(topic)}:{partition}:{record.offset}".encode()))
@@ -225,7 +232,7 @@ def add_commands(commands: Any) -> None:
 
 
 def run_command(args: argparse.Namespace, app: EventStoreApplication, sink: InboxSink,
-                kafka: KafkaSettings, consumes: Collection[str] | None = None) -> int:
+                kafka: KafkaSettings, consumes: Collection[str] | None = None, group_id: str | None = None) -> int:
     """Run a `dlq` or `topics` command; `consumes` (the service's inbound topics) guards replays:
     a topic the service does not consume would only fill its inbox with rejections."""
     if args.command == "topics" and consumes is not None and args.topic not in consumes:
@@ -256,7 +263,7 @@ def run_command(args: argparse.Namespace, app: EventStoreApplication, sink: Inbo
                     return 0
             console.print(f"no dead letter at {dlq_topic(args.topic)}[{args.partition}]@{args.offset}")
             return 1
-        sent, skipped = redrive(app, kafka, args.topic)
+        sent, skipped = redrive(app, kafka, args.topic, group_id)
         console.print(f"redriven {sent} dead letters to {args.topic}; {skipped} had been redriven before")
         return 0
     if args.command == "topics":

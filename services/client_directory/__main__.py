@@ -91,7 +91,11 @@ def run_ops(args: argparse.Namespace, settings: Settings) -> int:
     directory = ClientDirectory(settings.store)
     if args.command == "events":
         return show(directory, client=args.client, member=args.member, partner=args.partner, as_json=args.json)
-    return ops.run_command(args, directory, InboxSink("client_directory", directory, directory.handle), settings.kafka)
+    from services.client_directory.service import CONSUMES
+
+    sink = InboxSink("client_directory", directory, directory.handle)
+    return ops.run_command(args, directory, sink, settings.kafka, consumes=[t.value for t in CONSUMES],
+                           group_id=settings.group_id)
 
 
 if __name__ == "__main__":

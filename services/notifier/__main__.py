@@ -175,7 +175,7 @@ def run_ops(args: argparse.Namespace, settings: Settings) -> int:
     # Replayed events go through the live consumer's inbox; this process runs no sender, and
     # an event whose id was processed changes nothing, so a replay sends no email.
     return ops.run_command(args, notifier, InboxSink(SERVICE, notifier, notifier.handle), settings.kafka,
-                           consumes=[t.value for t in CONSUMES])
+                           consumes=[t.value for t in CONSUMES], group_id=settings.group_id)
 
 
 def digests(args: argparse.Namespace, settings: Settings) -> int:

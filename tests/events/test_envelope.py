@@ -74,7 +74,8 @@ def test_an_unreadable_record_says_why(value: bytes | None, reason: str, fqcn: s
 
 def test_a_dead_letter_keeps_key_bytes_and_headers_and_adds_spring_kafka_headers() -> None:
     original = record(b"not json")
-    topic, key, value, headers = dead_letter(original, InvalidRecord("not valid UTF-8 JSON: x", "json.JSONDecodeError"))
+    topic, key, value, headers = dead_letter(original, InvalidRecord("not valid UTF-8 JSON: x", "json.JSONDecodeError"),
+                                             "client-directory")
     assert topic == "platform.partner-clients.dlq"
     assert key == b"c1" and value == b"not json"
     named = dict(headers)
@@ -83,4 +84,5 @@ def test_a_dead_letter_keeps_key_bytes_and_headers_and_adds_spring_kafka_headers
     assert named["kafka_dlt-original-partition"] == b"2"
     assert named["kafka_dlt-original-offset"] == b"41"
     assert named["kafka_dlt-exception-fqcn"] == b"json.JSONDecodeError"
+    assert named["kafka_dlt-original-consumer-group"] == b"client-directory"
     assert named["kafka_dlt-exception-message"].startswith(b"not valid UTF-8 JSON")

@@ -23,8 +23,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli(bootstrap: str, store: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CLIENT_DIRECTORY_DB": store, "COLUMNS": "200"}
+def cli(bootstrap: str, store: str, *args: str, group: str = "client-directory") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CLIENT_DIRECTORY_DB": store, "COLUMNS": "200",
+           "CLIENT_DIRECTORY_GROUP_ID": group}
     result = subprocess.run([sys.executable, "-m", "services.client_directory", *args], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -37,7 +38,8 @@ async def test_on_call_can_see_dead_letters_histories_and_replay_without_changin
     firm, admin = unique("firm"), unique("admin")
     store = stores.new("sqlite")
     poison_key = unique("poison")
-    async with client_directory(broker.bootstrap, store) as (service, api):
+    group = unique("client-directory")  # the CLI redrives what this service's group dead-lettered
+    async with client_directory(broker.bootstrap, store, group_id=group) as (service, api):
         publish("platform.partner-members", "partner.member.added.v1", firm,
                 {"user_id": admin, "email": f"{admin}@firm.test", "name": "Ada", "role": "admin", "locale": "en"})
         publish("platform.partner-clients", "client.onboarding_started.v1", firm,
@@ -79,9 +81,9 @@ async def test_on_call_can_see_dead_letters_histories_and_replay_without_changin
             "--partition", partition, "--from-offset", "0")
     assert ClientDirectory(service.settings.store).recorder.max_notification_id() == head
 
-    first = cli(broker.bootstrap, store, "dlq", "redrive", "--topic", "platform.partner-clients").stdout
+    first = cli(broker.bootstrap, store, "dlq", "redrive", "--topic", "platform.partner-clients", group=group).stdout
     assert "redriven" in first and " 0 dead letters" not in first
-    again = cli(broker.bootstrap, store, "dlq", "redrive", "--topic", "platform.partner-clients").stdout
+    again = cli(broker.bootstrap, store, "dlq", "redrive", "--topic", "platform.partner-clients", group=group).stdout
     assert "redriven 0 dead letters" in again
 
 

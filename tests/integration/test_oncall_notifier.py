@@ -37,9 +37,11 @@ ROOT = Path(__file__).resolve().parents[2]
 MAIL_FROM = "Partner portal <no-reply@portal.test>"  # tests.harness.notifier's
 
 
-def cli(bootstrap: str, store: str, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+def cli(bootstrap: str, store: str, *args: str, expect: int = 0, group: str = "notifier"
+        ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIFIER_", "SMTP_", "KAFKA_"))}
-    env.update(NOTIFIER_DB=store, KAFKA_BOOTSTRAP_SERVERS=bootstrap, MAIL_FROM=MAIL_FROM, COLUMNS="250")
+    env.update(NOTIFIER_DB=store, KAFKA_BOOTSTRAP_SERVERS=bootstrap, MAIL_FROM=MAIL_FROM, COLUMNS="250",
+               NOTIFIER_GROUP_ID=group)
     result = subprocess.run([sys.executable, "-m", "services.notifier", *args], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == expect, result.stdout + result.stderr
@@ -105,7 +107,9 @@ async def test_on_call_sees_deliveries_histories_and_dead_letters(
     reminder_id = str(uuid.uuid4())
     poison = unique("poison")
     handler = Handler(rcpt_replies={f"{bob}@firm.test": "550 5.1.1 No such mailbox"})
-    async with smtp_server(handler) as smtp, notifier(broker.bootstrap, store, smtp.port) as (service, _):
+    group = unique("notifier")  # the CLI redrives what this service's group dead-lettered
+    async with smtp_server(handler) as smtp, \
+            notifier(broker.bootstrap, store, smtp.port, group_id=group) as (service, _):
         member(publish, firm, admin, "Ada Admin", "admin")
         member(publish, firm, chloe, "Chloé", "accountant", "fr")
         member(publish, firm, bob, "Bob", "accountant")
@@ -171,9 +175,9 @@ async def test_on_call_sees_deliveries_histories_and_dead_letters(
 
     listed = cli(broker.bootstrap, store, "dlq", "list", "--topic", "portal.client-directory").stdout
     assert poison in listed and "JSONDecodeError" in listed
-    first = cli(broker.bootstrap, store, "dlq", "redrive", "--topic", "portal.client-directory").stdout
+    first = cli(broker.bootstrap, store, "dlq", "redrive", "--topic", "portal.client-directory", group=group).stdout
     assert "redriven" in first and " 0 dead letters" not in first
-    again = cli(broker.bootstrap, store, "dlq", "redrive", "--topic", "portal.client-directory").stdout
+    again = cli(broker.bootstrap, store, "dlq", "redrive", "--topic", "portal.client-directory", group=group).stdout
     assert "redriven 0 dead letters" in again
     refused = cli(broker.bootstrap, store, "topics", "replay", "--topic", "portal.notification-deliveries",
                   "--partition", "0", "--from-offset", "0", expect=2).stdout

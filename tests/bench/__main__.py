@@ -1,7 +1,7 @@
 """`make bench`: measure the hot paths beside this machine's own limits and write the table
 into docs/BENCHMARKS.md. Asserts nothing about time.
 
-    python -m tests.bench                 # everything, full sizes (about 15 minutes on 2 cores)
+    python -m tests.bench                 # everything, full sizes (about 9 minutes on 2 cores)
     python -m tests.bench --smoke         # tiny sizes: the harness works (tests/test_bench_smoke.py)
     python -m tests.bench --only 1,3      # some benchmarks (1 ingest, 2 rebuild, 3 queries,
                                           # 4 freshness, 5 digest; 6 memory comes with any)

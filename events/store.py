@@ -203,7 +203,7 @@ class EventStoreApplication(Application[Any]):
 class ReadModel:
     """SQL tables beside the event store, written with a tracking position in one transaction.
 
-    SQL is written once with `?` placeholders; PostgreSQL's `%s` is substituted here.
+    SQL is written once with `?` parameter marks; PostgreSQL's `%s` is substituted here.
     """
 
     def __init__(self, app: EventStoreApplication) -> None:
@@ -270,7 +270,7 @@ class ReadModel:
 
 
 class _Translating:
-    """A cursor that takes `?` placeholders on both SQLite and PostgreSQL."""
+    """A cursor that takes `?` parameter marks on both SQLite and PostgreSQL."""
 
     def __init__(self, cursor: Any, model: ReadModel) -> None:
         self._cursor = cursor

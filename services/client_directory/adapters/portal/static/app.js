@@ -675,6 +675,15 @@
     readHash();
     if (signedIn) showPage();
     else showSignIn();
+    // A token link opened in a tab that already shows the portal changes only the fragment:
+    // no reload, so take the token here too.
+    window.addEventListener("hashchange", () => {
+      if (!new URLSearchParams(location.hash.slice(1)).has("token")) return;
+      if (restoreSession()) {
+        readHash();
+        showPage();
+      }
+    });
   }
 
   boot();

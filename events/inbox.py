@@ -1,8 +1,9 @@
 """The inbox: every inbound CloudEvent id is recorded once, with what came of it.
 
-A `ReceivedEvent` aggregate per CloudEvent id (its id derives from it) makes deduplication a
-property of the event store: the same id arriving again, at any offset, changes nothing. It
-also keeps, for on-call, whether the event was applied or rejected and why.
+An `InboxEntry` per CloudEvent id, a row of the store's inbox table (events/recorders.py)
+written in the same transaction as the event's effects and the Kafka position, makes
+deduplication a property of the store: the same id arriving again, at any offset, changes
+nothing. It also keeps, for on-call, whether the event was applied or rejected and why.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from eventsourcing.persistence import Tracking
 from events.envelope import InboundEvent
 from events.kafka import tracking_name
 from events.metrics import EVENTS_APPLIED, EVENTS_REJECTED
+from events.recorders import InboxEntry
 from events.store import EventStoreApplication
 
-INBOX_NAMESPACE = uuid.UUID("0f1d3c52-61a4-4a8e-b7f5-2c9e3d4a5b60")
+__all__ = ["Handler", "InboxEntry", "InboxSink", "Keys", "ReceivedEvent", "Rejected", "UnitOfWork"]
 
 
 class Rejected(Exception):
@@ -28,6 +30,9 @@ class Rejected(Exception):
 
 
 class ReceivedEvent(Aggregate):
+    """How the inbox was kept before the inbox table: an aggregate per event. Kept so stores
+    written then still read (`events show`, aggregate histories); nothing records it now."""
+
     TOPIC = "events.inbox:ReceivedEvent"
 
     class Created(Aggregate.Created):
@@ -42,17 +47,8 @@ class ReceivedEvent(Aggregate):
         reason: str
 
     @event(Created)
-    def __init__(
-        self,
-        event_id: str,
-        event_type: str,
-        partner_id: str,
-        subject: str,
-        source: str,
-        kafka_position: str,
-        outcome: str,
-        reason: str,
-    ) -> None:
+    def __init__(self, event_id: str, event_type: str, partner_id: str, subject: str, source: str,
+                 kafka_position: str, outcome: str, reason: str) -> None:
         self.event_id = event_id
         self.event_type = event_type
         self.partner_id = partner_id
@@ -62,31 +58,14 @@ class ReceivedEvent(Aggregate):
         self.outcome = outcome
         self.reason = reason
 
-    @staticmethod
-    def create_id(event_id: str, **_: Any) -> uuid.UUID:
-        return received_id(event_id)
+
+LEGACY_RECEIVED_TOPIC = ReceivedEvent.Created.TOPIC
 
 
-def received_id(event_id: str) -> uuid.UUID:
-    return uuid.uuid5(INBOX_NAMESPACE, event_id)
-
-
-RECEIVED_TOPIC = ReceivedEvent.Created.TOPIC
-
-
-def received_event(inbound: InboundEvent, kafka_position: str, outcome: str, reason: str,
-                   inbox_id: uuid.UUID | None = None) -> Any:
-    """The event `ReceivedEvent(...)` would record, built directly: constructing the aggregate
-    (signature inspection, mutate) cost a sixth of the consumer's time, and nobody reads
-    the aggregate in the batch that creates it."""
-    created: Any = ReceivedEvent.Created  # a dataclass made by eventsourcing's metaclass: mypy sees no fields
-    return created(
-        originator_id=inbox_id or received_id(inbound.id), originator_version=ReceivedEvent.INITIAL_VERSION,
-        timestamp=ReceivedEvent.Created.create_timestamp(), originator_topic=ReceivedEvent.TOPIC,
-        event_id=inbound.id, event_type=inbound.type, partner_id=inbound.partner_id,
-        subject=inbound.envelope.subject, source=inbound.envelope.source, kafka_position=kafka_position,
-        outcome=outcome, reason=reason,
-    )
+def received(inbound: InboundEvent, kafka_position: str, outcome: str, reason: str = "") -> InboxEntry:
+    return InboxEntry(event_id=inbound.id, event_type=inbound.type, partner_id=inbound.partner_id,
+                      subject=inbound.envelope.subject, source=inbound.envelope.source,
+                      kafka_position=kafka_position, outcome=outcome, reason=reason)
 
 
 class UnitOfWork:
@@ -96,7 +75,7 @@ class UnitOfWork:
         self.app = app
         self._loaded: dict[uuid.UUID, Any] = {}
         self._missing: set[uuid.UUID] = set()
-        self._events: list[Any] = []
+        self._received: list[InboxEntry] = []
 
     def prefetch(self, ids: Iterable[uuid.UUID]) -> None:
         """Load these aggregates (those not known yet) in one query: a batch's reads become
@@ -126,14 +105,12 @@ class UnitOfWork:
         self._missing.discard(aggregate.id)
         return aggregate
 
-    def add_event(self, created: Any) -> None:
-        """A new aggregate's created event, saved with the rest (`get` finds it, not as an aggregate)."""
-        self._loaded[created.originator_id] = created
-        self._missing.discard(created.originator_id)
-        self._events.append(created)
+    def receive(self, entry: InboxEntry) -> None:
+        """An inbound event's inbox entry, saved with the rest."""
+        self._received.append(entry)
 
     def changed(self) -> list[Any]:
-        return [a for a in self._loaded.values() if getattr(a, "_pending_events", None)] + self._events
+        return [*(a for a in self._loaded.values() if getattr(a, "_pending_events", None)), *self._received]
 
 
 Handler = Callable[[InboundEvent, UnitOfWork], None]
@@ -151,52 +128,46 @@ class InboxSink:
         self.handle = handle
         self.keys: Keys | None = keys if keys is not None else getattr(app, "inbox_keys", None)
 
-    def _unit_of_work(self, events: Sequence[InboundEvent]) -> tuple[UnitOfWork, list[uuid.UUID]]:
-        """The batch's unit of work, loaded, and the inbox id of each event (uuid5 is not free)."""
+    def _unit_of_work(self, events: Sequence[InboundEvent]) -> tuple[UnitOfWork, set[str]]:
+        """The batch's unit of work, loaded, and which of its event ids were received before."""
         uow = UnitOfWork(self.app)
-        received = [received_id(e.id) for e in events]
-        ids = list(received)
         if self.keys is not None:
-            for inbound in events:
-                ids.extend(self.keys(inbound))
-        uow.prefetch(ids)
-        return uow, received
+            uow.prefetch(key for inbound in events for key in self.keys(inbound))
+        return uow, self.app.inbox.inbox_received([e.id for e in events])
 
     def position(self, topic: str, partition: int) -> int | None:
         return self.app.tracked(tracking_name(topic, partition))
 
     def apply(self, topic: str, partition: int, events: Sequence[InboundEvent], last_offset: int) -> int:
-        uow, received = self._unit_of_work(events)
-        duplicates = 0
-        for inbound, inbox_id in zip(events, received, strict=True):
-            if uow.get(inbox_id) is not None:
-                duplicates += 1
-                continue
-            self._apply_one(inbound, uow, topic, partition, inbox_id)
+        uow, duplicates = self._apply_all(events)
         self.app.record(*uow.changed(), tracking=Tracking(tracking_name(topic, partition), last_offset))
         return duplicates
 
-    def _apply_one(self, inbound: InboundEvent, uow: UnitOfWork, topic: str, partition: int,
-                   inbox_id: uuid.UUID) -> None:
+    def apply_replay(self, events: Sequence[InboundEvent]) -> int:
+        """Apply events again without moving the live consumer's position (on-call replays).
+        Returns how many were duplicates: those change nothing."""
+        uow, duplicates = self._apply_all(events)
+        self.app.record(*uow.changed())
+        return duplicates
+
+    def _apply_all(self, events: Sequence[InboundEvent]) -> tuple[UnitOfWork, int]:
+        uow, seen = self._unit_of_work(events)
+        duplicates = 0
+        for inbound in events:
+            if inbound.id in seen:  # received before, or earlier in this batch
+                duplicates += 1
+                continue
+            seen.add(inbound.id)
+            self._apply_one(inbound, uow)
+        return uow, duplicates
+
+    def _apply_one(self, inbound: InboundEvent, uow: UnitOfWork) -> None:
         outcome, reason = "applied", ""
         try:
             self.handle(inbound, uow)
         except Rejected as rejection:
             outcome, reason = "rejected", str(rejection)
-        uow.add_event(received_event(inbound, f"{topic}:{partition}:{inbound.record.offset}", outcome, reason,
-                                     inbox_id))
+        record = inbound.record
+        uow.receive(received(inbound, f"{record.topic}:{record.partition}:{record.offset}", outcome, reason))
         counter = EVENTS_APPLIED if outcome == "applied" else EVENTS_REJECTED
-        counter.labels(self.service, topic, inbound.type).inc()
-
-    def apply_replay(self, events: Sequence[InboundEvent]) -> int:
-        """Apply events again without moving the live consumer's position (on-call replays).
-        Returns how many were duplicates: those change nothing."""
-        uow, received = self._unit_of_work(events)
-        duplicates = 0
-        for inbound, inbox_id in zip(events, received, strict=True):
-            if uow.get(inbox_id) is not None:
-                duplicates += 1
-                continue
-            self._apply_one(inbound, uow, inbound.record.topic, inbound.record.partition, inbox_id)
-        self.app.record(*uow.changed())
-        return duplicates
+        counter.labels(self.service, record.topic, inbound.type).inc()

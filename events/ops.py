@@ -24,7 +24,7 @@ from rich.table import Table
 from contracts.events import dlq_topic
 from events.config import KafkaSettings
 from events.envelope import InboundRecord, InvalidRecord, parse_record
-from events.inbox import RECEIVED_TOPIC, InboxSink
+from events.inbox import InboxSink
 from events.store import EventStoreApplication
 
 console = Console()
@@ -172,22 +172,9 @@ def replay(sink: InboxSink, kafka: KafkaSettings, topic: str, partition: int, st
 
 def inbox_history(app: EventStoreApplication, *, subject: str | None = None, partner: str | None = None,
                   limit: int = 1000) -> list[dict[str, Any]]:
-    """Inbound events (applied and rejected, with reasons) about a subject, oldest first."""
-    found: list[dict[str, Any]] = []
-    start: int | None = None
-    while True:
-        page = app.recorder.select_notifications(start=start, limit=5000, topics=[RECEIVED_TOPIC],
-                                                 inclusive_of_start=start is None)
-        if not page:
-            return found[-limit:]
-        for notification in page:
-            received: Any = app.mapper.to_domain_event(notification)
-            if (subject is None or received.subject == subject) and (partner is None or received.partner_id == partner):
-                found.append({"at": received.timestamp.isoformat(timespec="seconds"), "id": received.event_id,
-                              "type": received.event_type, "partner": received.partner_id,
-                              "subject": received.subject, "position": received.kafka_position,
-                              "outcome": received.outcome, "reason": received.reason})
-        start = page[-1].id
+    """Inbound events (applied and rejected, with reasons) about a subject, oldest first (the
+    last `limit` of them): one index range of the inbox table."""
+    return [entry.as_dict() for entry in app.inbox.inbox_entries(partner_id=partner, subject=subject, limit=limit)]
 
 
 # --- the command line ------------------------------------------------------------------------

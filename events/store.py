@@ -36,8 +36,12 @@ from eventsourcing.sqlite import (
 from psycopg import sql
 
 from events.config import StoreUrl
+from events.recorders import InboxEntry, InboxRecorder, PostgresInboxRecorder, SQLiteInboxRecorder
 
 T = TypeVar("T")
+
+# The received-event aggregate that held the inbox before the inbox table (events/inbox.py).
+LEGACY_INBOX_TOPIC = "events.inbox:ReceivedEvent.Created"
 
 # One in-process writer at a time per SQLite file: SQLite's deferred BEGIN can fail at once
 # with SQLITE_BUSY when two connections upgrade to writers, whatever the busy timeout.
@@ -105,7 +109,11 @@ class EventStoreApplication(Application[Any]):
         self._write_lock = write_lock_for(store_url)
         # Called (from whichever thread wrote) after each write: followers wake on it.
         self.listeners: list[Callable[[], None]] = []
-        super().__init__({**store_url.eventsourcing_env(), **(env or {})})
+        recorder = SQLiteInboxRecorder if store_url.kind == "sqlite" else PostgresInboxRecorder
+        super().__init__({**store_url.eventsourcing_env(),
+                          "PROCESS_RECORDER_TOPIC": f"{recorder.__module__}:{recorder.__qualname__}",
+                          **(env or {})})
+        self._adopt_legacy_inbox()
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory:
         factory = super().construct_factory(env)
@@ -122,16 +130,25 @@ class EventStoreApplication(Application[Any]):
         assert isinstance(self.recorder, ProcessRecorder)
         return self.recorder
 
+    @property
+    def inbox(self) -> InboxRecorder:
+        """The recorder's inbox table: which event ids were received, and what came of them."""
+        assert isinstance(self.recorder, SQLiteInboxRecorder | PostgresInboxRecorder)
+        return self.recorder
+
     def record(self, *aggregates: Any, tracking: Tracking | None = None) -> int | None:
-        """Save the aggregates' pending events (and events given as such) and the tracking
-        position in one transaction.
+        """Save the aggregates' pending events (and events given as such), inbox entries and the
+        tracking position in one transaction.
 
         Returns the last notification id written (None when there was nothing to write and no
         tracking). Raises IntegrityError if the tracking position was already recorded.
         """
         processing_event: ProcessingEvent[Any] = ProcessingEvent(tracking=tracking)
+        inbox: list[InboxEntry] = []
         for aggregate in aggregates:
-            if isinstance(aggregate, Aggregate):
+            if isinstance(aggregate, InboxEntry):
+                inbox.append(aggregate)
+            elif isinstance(aggregate, Aggregate):
                 # What collect_events() does, without its two runtime Protocol checks per
                 # object (slow on Python 3.11: a tenth of the time of an inbox batch).
                 processing_event.events.extend(aggregate.collect_events())
@@ -140,8 +157,10 @@ class EventStoreApplication(Application[Any]):
                 processing_event.events.append(aggregate)
             else:
                 processing_event.collect_events(aggregate)
-        if not processing_event.events and tracking is None:
+        if not processing_event.events and tracking is None and not inbox:
             return None
+        if inbox:
+            processing_event.saved_kwargs["inbox"] = inbox  # to the recorder's _insert_events
         with self.writing():
             recordings = self._record(processing_event)
         self._notify(recordings)
@@ -152,6 +171,23 @@ class EventStoreApplication(Application[Any]):
 
     def tracked(self, name: str) -> int | None:
         return self.process_recorder.max_tracking_id(name)
+
+    def _adopt_legacy_inbox(self) -> None:
+        """Stores written before the inbox table kept an aggregate per received event: their
+        entries are copied into the table once (while it is empty), so deduplication and
+        `events show` go on seeing them."""
+        if not self.inbox.inbox_is_empty():
+            return
+        start: int | None = None
+        while page := self.recorder.select_notifications(start=start, limit=5000, topics=[LEGACY_INBOX_TOPIC],
+                                                         inclusive_of_start=start is None):
+            entries = []
+            for notification in page:
+                old: Any = self.mapper.to_domain_event(notification)
+                entries.append(InboxEntry(old.event_id, old.event_type, old.partner_id, old.subject, old.source,
+                                          old.kafka_position, old.outcome, old.reason, old.timestamp))
+            self.record(*entries)
+            start = page[-1].id
 
     def load(self, ids: Iterable[uuid.UUID], chunk: int = 500) -> dict[uuid.UUID, Any]:
         """The current state of each of these aggregates that exists, read in one query per

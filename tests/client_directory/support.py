@@ -15,7 +15,7 @@ from contracts.api import TabId
 from contracts.events import EVENT_TYPES
 from events.config import StoreUrl
 from events.envelope import InboundEvent, InboundRecord, parse_record
-from events.inbox import InboxSink, ReceivedEvent, received_id
+from events.inbox import InboxSink
 from events.store import ReadModel
 from services.client_directory.application.directory import ClientDirectory
 from services.client_directory.projections.clients import Caller, ClientQueries, ClientsProjection
@@ -138,7 +138,8 @@ class Directory:
 
     def outcome(self, cloud_event: dict[str, Any]) -> tuple[str, str]:
         """What the inbox recorded for this event: ("applied", "") or ("rejected", reason)."""
-        received: ReceivedEvent = self.app.repository.get(received_id(cloud_event["id"]))
+        received = self.app.inbox.inbox_entry(cloud_event["id"])
+        assert received is not None, f"{cloud_event['id']} was never received"
         return received.outcome, received.reason
 
     def page(self, caller: Caller, tab: TabId | str = TabId.MINE, **options: Any) -> dict[str, Any]:

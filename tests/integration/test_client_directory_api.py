@@ -19,7 +19,6 @@ import jwt
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from events.inbox import received_id
 from services.client_directory.service import ClientDirectoryService
 from tests.client_directory import support as s
 from tests.client_directory.support import topic_of
@@ -222,7 +221,7 @@ async def test_facts_out_of_order_settle_and_illegal_ones_are_recorded_as_reject
     item = await eventually(assigned_shows)
     assert item["accountants"] == [{"user_id": "late", "name": "Late Comer"}]
     assert item["missing_receipts"] == 3
-    received: Any = running.directory.repository.get(received_id(never["id"]))
+    received: Any = running.directory.inbox.inbox_entry(never["id"])
     reason = f"client never-onboarded of {f} was never invited or onboarded"
     assert (received.outcome, received.reason) == ("rejected", reason)
 

@@ -11,7 +11,6 @@ from email.message import EmailMessage
 import httpx
 import pytest
 
-from events.inbox import received_id
 from services.notifier.domain.model import Preference, preference_key
 from services.notifier.domain.schedule import first_due, next_slot
 from services.notifier.emails.render import digest_message_id
@@ -70,8 +69,7 @@ async def test_digests_reach_the_right_people_in_their_language_and_unsubscribe_
                                {"client_id": client, "user_id": user, "email_enabled": True, "frequency": frequency}))
 
         async def all_applied() -> bool:
-            repository = service.notifier.repository
-            return all(received_id(i) in repository for i in ids)
+            return not set(ids) - service.notifier.inbox.inbox_received(ids)
 
         await eventually(all_applied)
         # The first digests: the first Monday 10:00 after the preferences were set.

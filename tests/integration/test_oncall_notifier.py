@@ -19,7 +19,6 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from events.config import KafkaSettings
-from events.inbox import RECEIVED_TOPIC
 from events.kafka import tracking_name
 from events.ops import partitions_of
 from services.notifier.application.notifier import Notifier
@@ -221,7 +220,7 @@ def replay_everything(bootstrap: str, store: str, app: Notifier, sink: Any) -> t
     store and the SMTP sink held before and after (the sink's count read last, after a pause)."""
     def state() -> dict[str, int]:
         return {"deliveries": count(app, Delivery.Due.TOPIC), "reminders": count(app, Reminder.Requested.TOPIC),
-                "inbound": count(app, RECEIVED_TOPIC), "emails": len(sink.messages)}
+                "inbound": app.inbox.inbox_count(), "emails": len(sink.messages)}
 
     before = state()
     kafka = KafkaSettings(bootstrap)

@@ -12,7 +12,7 @@ from typing import Any
 from contracts.events import EVENT_TYPES
 from events.config import StoreUrl
 from events.envelope import InboundRecord, parse_record
-from events.inbox import InboxSink, ReceivedEvent
+from events.inbox import InboxEntry, InboxSink
 from events.outbox import OutboundMessage
 from services.notifier.application.digests import DigestScheduler
 from services.notifier.application.notifier import Notifier
@@ -122,8 +122,8 @@ class World:
         messages = [e.cloud_event for e in self.events(OutboundMessage.Created.TOPIC)]
         return [m for m in messages if type_ is None or m["type"] == type_]
 
-    def received(self) -> list[Any]:
-        return self.events(ReceivedEvent.Created.TOPIC)
+    def received(self) -> list[InboxEntry]:
+        return self.notifier.inbox.inbox_entries(partner_id=None, subject=None, limit=1_000_000)
 
     def head(self) -> int:
         return self.notifier.recorder.max_notification_id() or 0

@@ -38,7 +38,7 @@ from contracts.events import (
     Topic,
 )
 from events.envelope import InboundEvent
-from events.inbox import ReceivedEvent, Rejected, UnitOfWork
+from events.inbox import InboxEntry, Rejected, UnitOfWork
 from events.outbox import OutboundMessage, message_id
 from events.store import EventStoreApplication
 from services.client_directory.domain.model import (
@@ -333,14 +333,13 @@ class ClientDirectory(EventStoreApplication):
 
     @staticmethod
     def _outbound(topic: Topic, type_: str, partner_id: str, subject: str, data: dict[str, Any],
-                  event_id: str | None = None) -> tuple[OutboundMessage, ReceivedEvent]:
+                  event_id: str | None = None) -> tuple[OutboundMessage, InboxEntry]:
         """The message to publish, and its id marked as received: this service consumes
         portal.notifications too, and must not apply its own command a second time."""
         event_ = make_event(id=event_id or str(uuid.uuid4()), source=SOURCE, type=type_,
                             subject=subject, partnerid=partner_id, data=data, time=datetime.now(UTC))
-        received = ReceivedEvent(event_id=event_.id, event_type=type_, partner_id=partner_id,
-                                 subject=subject, source=SOURCE, kafka_position="api",
-                                 outcome="applied", reason="")
+        received = InboxEntry(event_id=event_.id, event_type=type_, partner_id=partner_id,
+                              subject=subject, source=SOURCE, kafka_position="api", outcome="applied")
         return OutboundMessage.of(topic.value, event_), received
 
 

@@ -31,7 +31,7 @@ from eventsourcing.persistence import IntegrityError
 
 from contracts.envelope import make_event
 from contracts.events import Topic
-from events.inbox import ReceivedEvent
+from events.inbox import InboxEntry
 from events.outbox import OutboundMessage
 from events.store import EventStoreApplication
 from services.notifier.domain.model import (
@@ -174,7 +174,7 @@ class Unsubscriber:
         raise RuntimeError("the preferences kept changing; try again")
 
     @staticmethod
-    def _outbound(preference: Preference, now: datetime) -> tuple[OutboundMessage, ReceivedEvent]:
+    def _outbound(preference: Preference, now: datetime) -> tuple[OutboundMessage, InboxEntry]:
         type_ = "notification.preference_set.v1"
         event_ = make_event(
             id=str(uuid.uuid4()), source=SOURCE, type=type_, subject=preference.client_id,
@@ -182,9 +182,9 @@ class Unsubscriber:
             data={"client_id": preference.client_id, "user_id": preference.user_id, "email_enabled": False,
                   "frequency": preference.frequency},
         )
-        received = ReceivedEvent(event_id=event_.id, event_type=type_, partner_id=preference.partner_id,
-                                 subject=preference.client_id, source=SOURCE, kafka_position="http:unsubscribe",
-                                 outcome="applied", reason="")
+        received = InboxEntry(event_id=event_.id, event_type=type_, partner_id=preference.partner_id,
+                              subject=preference.client_id, source=SOURCE, kafka_position="http:unsubscribe",
+                              outcome="applied")
         return OutboundMessage.of(Topic.NOTIFICATIONS.value, event_), received
 
     def _get(self, aggregate_id: uuid.UUID) -> Any | None:

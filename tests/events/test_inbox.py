@@ -1,0 +1,129 @@
+"""The inbox table: each inbound CloudEvent id is applied once, its outcome kept for on-call,
+on both stores."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from events.config import StoreUrl
+from events.envelope import InboundEvent, InboundRecord, parse_record
+from events.inbox import InboxEntry, InboxSink, ReceivedEvent, Rejected, UnitOfWork
+from events.ops import inbox_history
+from events.store import EventStoreApplication
+from tests.conftest import Stores
+
+
+class Ledger(EventStoreApplication):
+    name = "inboxtest"
+
+
+@pytest.fixture
+def store_url(stores: Stores, store_kind: str) -> str:
+    return stores.new(store_kind)
+
+
+@pytest.fixture
+def ledger(store_url: str) -> Iterator[Ledger]:
+    app = Ledger(StoreUrl.parse("TEST_DB", store_url))
+    yield app
+    app.close()
+
+
+def inbound(event_id: str, offset: int, client_id: str = "c1") -> InboundEvent:
+    value = json.dumps({
+        "specversion": "1.0", "id": event_id, "source": "/tests", "type": "client.renamed.v1",
+        "time": datetime.now(UTC).isoformat(), "subject": client_id, "partnerid": "firm-1",
+        "datacontenttype": "application/json", "data": {"client_id": client_id, "client_name": "Acme"},
+    }).encode()
+    return parse_record(InboundRecord(topic="platform.partner-clients", partition=0, offset=offset,
+                                      key=client_id.encode(), value=value))
+
+
+class Counting:
+    """A handler that rejects client `bad` and counts what it applied."""
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+
+    def __call__(self, event: InboundEvent, uow: UnitOfWork) -> None:
+        if event.envelope.subject == "bad":
+            raise Rejected("bad is not a client of firm-1")
+        self.applied.append(event.id)
+
+
+def test_an_event_id_is_applied_once_within_a_batch_and_across_batches(ledger: Ledger) -> None:
+    handler = Counting()
+    sink = InboxSink("test", ledger, handler)
+    assert sink.apply("platform.partner-clients", 0, [inbound("e1", 0), inbound("e2", 1), inbound("e1", 2)], 2) == 1
+    assert sink.apply("platform.partner-clients", 0, [inbound("e2", 3), inbound("e3", 4)], 4) == 1
+    assert handler.applied == ["e1", "e2", "e3"]
+    assert ledger.inbox.inbox_count() == 3
+    assert sink.position("platform.partner-clients", 0) == 4
+
+
+def test_the_inbox_keeps_where_each_event_came_from_and_why_it_was_rejected(ledger: Ledger) -> None:
+    sink = InboxSink("test", ledger, Counting())
+    sink.apply("platform.partner-clients", 0, [inbound("ok", 7), inbound("no", 8, client_id="bad")], 8)
+    ok, no = ledger.inbox.inbox_entry("ok"), ledger.inbox.inbox_entry("no")
+    assert ok is not None and no is not None
+    assert (ok.outcome, ok.reason, ok.kafka_position) == ("applied", "", "platform.partner-clients:0:7")
+    assert (no.outcome, no.reason) == ("rejected", "bad is not a client of firm-1")
+    assert ledger.inbox.inbox_entry("never") is None
+    history = inbox_history(ledger, subject="bad", partner="firm-1")
+    assert [(h["id"], h["outcome"]) for h in history] == [("no", "rejected")]
+
+
+def test_a_second_instance_recording_the_same_event_id_changes_nothing(ledger: Ledger) -> None:
+    entry = InboxEntry(event_id="same", event_type="client.renamed.v1", partner_id="firm-1", subject="c1",
+                       source="/tests", kafka_position="platform.partner-clients:0:1", outcome="applied")
+    ledger.record(entry)
+    head = ledger.recorder.max_notification_id()
+    with pytest.raises(IntegrityError):
+        ledger.record(ReceivedEvent(event_id="x", event_type="t", partner_id="p", subject="s", source="/",
+                                    kafka_position="k", outcome="applied", reason=""), entry)
+    assert ledger.recorder.max_notification_id() == head, "the whole transaction was rolled back"
+    assert ledger.inbox.inbox_count() == 1
+
+
+def test_history_is_oldest_first_and_limited_to_the_latest(ledger: Ledger) -> None:
+    sink = InboxSink("test", ledger, Counting())
+    for offset in range(5):
+        sink.apply("platform.partner-clients", 0, [inbound(f"e{offset}", offset)], offset)
+    assert [h["id"] for h in inbox_history(ledger, subject="c1", limit=3)] == ["e2", "e3", "e4"]
+
+
+def test_a_store_written_with_received_event_aggregates_keeps_its_inbox(store_url: str) -> None:
+    """Before the inbox table each received event was an aggregate: opening such a store
+    copies them into the table once, so they stay duplicates and `events show` lists them."""
+    old = Ledger(StoreUrl.parse("TEST_DB", store_url))
+    legacy: list[Any] = [
+        ReceivedEvent(event_id=f"old-{n}", event_type="client.renamed.v1", partner_id="firm-1", subject="c1",
+                      source="/tests", kafka_position=f"platform.partner-clients:0:{n}",
+                      outcome="rejected" if n == 2 else "applied", reason="no" if n == 2 else "")
+        for n in range(3)
+    ]
+    old.save(*legacy)
+    old.close()
+
+    reopened = Ledger(StoreUrl.parse("TEST_DB", store_url))
+    try:
+        assert reopened.inbox.inbox_received(["old-0", "old-1", "old-2", "new"]) == {"old-0", "old-1", "old-2"}
+        entry = reopened.inbox.inbox_entry("old-2")
+        assert entry is not None and (entry.outcome, entry.reason) == ("rejected", "no")
+        handler = Counting()
+        InboxSink("test", reopened, handler).apply_replay([inbound("old-1", 1), inbound(str(uuid.uuid4()), 9)])
+        assert len(handler.applied) == 1
+    finally:
+        reopened.close()
+    again = Ledger(StoreUrl.parse("TEST_DB", store_url))
+    try:
+        assert again.inbox.inbox_count() == 4, "copied once, not at every start"
+    finally:
+        again.close()

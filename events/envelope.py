@@ -72,6 +72,17 @@ def parse_record(record: InboundRecord) -> InboundEvent:
             "events.envelope.RecordTooLarge",
         )
     try:
+        # The usual case, parsed and validated in one pass by pydantic-core (a third of the
+        # cost of json.loads + model_validate). Anything it refuses is read again below, only
+        # to say precisely why.
+        envelope = CloudEvent.model_validate_json(value)
+    except ValidationError:
+        envelope = _envelope_or_why_not(value)
+    return _with_data(record, envelope)
+
+
+def _envelope_or_why_not(value: bytes) -> CloudEvent:
+    try:
         # The contract says UTF-8: json.loads(bytes) would also guess UTF-16/32.
         raw: Any = json.loads(value.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -81,11 +92,14 @@ def parse_record(record: InboundRecord) -> InboundEvent:
         raise InvalidRecord("not a CloudEvent: the JSON value is not an object",
                             "events.envelope.NotACloudEvent")
     try:
-        envelope = CloudEvent.model_validate(raw)
+        return CloudEvent.model_validate(raw)
     except ValidationError as error:
         raise InvalidRecord(
             f"not a CloudEvent 1.0: {_summary(error)}", "pydantic_core.ValidationError"
         ) from None
+
+
+def _with_data(record: InboundRecord, envelope: CloudEvent) -> InboundEvent:
     event_type = EVENT_TYPES.get(envelope.type)
     if event_type is None:
         raise InvalidRecord(f"unknown event type {envelope.type!r}", "events.envelope.UnknownEventType")

@@ -46,6 +46,11 @@ class LogFollower(ABC):
     def position(self) -> int:
         """The last notification id applied (0 before the first)."""
 
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The runtime's event loop, given before the first batch: followers run in a worker
+        thread, and those that publish must hand their coroutines to that loop."""
+        return  # most followers only read and write the store
+
     @abstractmethod
     def process(self, notifications: Sequence[Notification], last_id: int) -> None:
         """Apply the notifications and record last_id, atomically where the work allows."""

@@ -14,6 +14,7 @@ so a restarted or surviving instance takes over within one poll of `Runtime`'s l
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -139,6 +140,9 @@ class LeaderOnly(LogFollower):
 
     def position(self) -> int:
         return self.inner.position()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.inner.bind(loop)
 
     def process(self, notifications: Sequence[Notification], last_id: int) -> None:
         self.inner.process(notifications, last_id)

@@ -79,6 +79,9 @@ class OutboxRelay(LogFollower):
     def position(self) -> int:
         return self.app.tracked(self.name) or 0
 
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
     def process(self, notifications: Sequence[Notification], last_id: int) -> None:
         # Followers run in a worker thread; publishing happens on the broker's event loop.
         assert self.loop is not None, "the relay needs the event loop its broker runs on"

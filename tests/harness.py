@@ -87,7 +87,6 @@ async def client_directory(bootstrap: str, store_url: str, *, group_id: str | No
         group_id=group_id or f"client-directory-{uuid.uuid4().hex[:6]}", **overrides,
     )
     service = await asyncio.to_thread(build_directory, settings, session_timeout_ms=3000)
-    service.relay.loop = asyncio.get_running_loop()
     async for client in _serve(service.api, service.runtime, port):
         yield service, client
 

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import logging
 import sys
 
@@ -14,7 +12,7 @@ from fastapi import FastAPI
 from events import ops
 from events.config import ConfigError
 from events.logs import configure
-from events.runtime import Runtime, serve_when_ready
+from events.runtime import Runtime, run_service
 from services.client_directory.config import Settings
 
 log = logging.getLogger("client_directory")
@@ -61,26 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("events", "dlq", "topics"):
         return run_ops(args, settings)
 
-    from services.client_directory.service import ClientDirectoryService, build
+    from services.client_directory.service import build
 
-    async def run() -> None:
-        built: list[ClientDirectoryService] = []
+    def make() -> tuple[FastAPI, Runtime]:
+        service = build(settings, session_timeout_ms=settings.kafka.session_timeout_ms)
+        return service.api, service.runtime
 
-        def make() -> tuple[FastAPI, Runtime]:
-            built.append(build(settings, session_timeout_ms=settings.kafka.session_timeout_ms))
-            return built[-1].api, built[-1].runtime
-
-        loop = asyncio.get_running_loop()
-
-        def on_built() -> None:
-            built[-1].relay.loop = loop
-
-        await serve_when_ready("client_directory", make, settings.http_host, settings.http_port, on_built,
-                               store=settings.store)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
-    return 0
+    return run_service("client_directory", make, settings.http_host, settings.http_port, store=settings.store)
 
 
 def run_ops(args: argparse.Namespace, settings: Settings) -> int:

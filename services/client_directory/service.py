@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -39,7 +38,6 @@ class ClientDirectoryService:
     api: FastAPI
 
     async def start(self) -> None:
-        self.relay.loop = asyncio.get_running_loop()
         await self.runtime.start()
 
     async def stop(self) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -128,27 +127,14 @@ def main(argv: list[str] | None = None) -> int:
 def serve(settings: Settings) -> int:
     from fastapi import FastAPI
 
-    from events.runtime import Runtime, serve_when_ready
-    from services.notifier.service import NotifierService, build
+    from events.runtime import Runtime, run_service
+    from services.notifier.service import build
 
-    async def run() -> None:
-        built: list[NotifierService] = []
+    def make() -> tuple[FastAPI, Runtime]:
+        service = build(settings, session_timeout_ms=settings.kafka.session_timeout_ms)
+        return service.api, service.runtime
 
-        def make() -> tuple[FastAPI, Runtime]:
-            built.append(build(settings, session_timeout_ms=settings.kafka.session_timeout_ms))
-            return built[-1].api, built[-1].runtime
-
-        loop = asyncio.get_running_loop()
-
-        def on_built() -> None:
-            built[-1].relay.loop = loop
-
-        await serve_when_ready("notifier", make, settings.http_host, settings.http_port, on_built,
-                               store=settings.store)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
-    return 0
+    return run_service("notifier", make, settings.http_host, settings.http_port, store=settings.store)
 
 
 def run_ops(args: argparse.Namespace, settings: Settings) -> int:

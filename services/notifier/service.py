@@ -105,7 +105,6 @@ def build(settings: Settings, *, session_timeout_ms: int = 10_000, retry_base_de
     schedule_wake = asyncio.Event()
 
     async def sending() -> None:
-        relay.loop = asyncio.get_running_loop()
         runtime.wake_on_write(sender.wake.set)
         await sender.run(leadership)
 

@@ -9,6 +9,7 @@ space before ":" (written as \u00a0 below).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from babel import Locale, UnknownLocaleError
@@ -113,8 +114,10 @@ class EmailLocale:
         return CATALOG[self.language][key].format(**values)
 
 
+@lru_cache(maxsize=256)
 def resolve_locale(tag: str | None) -> EmailLocale:
-    """Map a BCP 47 tag to a supported language, falling back to English.
+    """Map a BCP 47 tag to a supported language, falling back to English (once per tag: the
+    answer never changes, and `Locale.parse` costs tens of microseconds each time).
 
     `fr-CA` → French texts with Canadian French formatting; `de-DE` → English texts and
     English formatting (German number formats inside English sentences would read oddly).

@@ -1,9 +1,13 @@
 """Render the notifier's emails (ad-hoc reminders and scheduled digests).
 
-Each function returns a ready-to-send multipart/alternative `EmailMessage` (text, then
-HTML). Texts come from Jinja2 templates under `templates/`, autoescaped for HTML so
-client names and comments cannot inject markup. The `Message-ID` is derived from what
-the email is, so a resend after a crash carries the same id and receivers can dedupe.
+`compose_*` return a `WireEmail`: a multipart/alternative (text, then HTML) serialized once,
+with its envelope, which is what the sender sends (emails/mime.py says why it does not go
+through `EmailMessage`); `render_*` return the same bytes parsed back as an `EmailMessage`
+(previews, tests). Texts come from Jinja2 templates under `templates/`, compiled once,
+autoescaped for HTML so client names and comments cannot inject markup. Whatever repeats from
+one email to the next (locales, formatted counts and dates, the From header) is computed once
+per process. The `Message-ID` is derived from what the email is, so a resend after a crash
+carries the same id and receivers can dedupe.
 """
 
 from __future__ import annotations
@@ -13,13 +17,11 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
-from email.policy import default as default_policy
 from email.utils import format_datetime, parseaddr
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import jinja2
@@ -29,9 +31,19 @@ from markupsafe import Markup, escape
 
 from services.notifier.domain.schedule import ZONE
 from services.notifier.emails.i18n import EmailLocale, resolve_locale
+from services.notifier.emails.mime import (
+    WireEmail,
+    address_header,
+    build_message,
+    header_line,
+    unstructured_header,
+)
 from services.notifier.emails.models import ClientFigures, Money, Recipient, Task
 
 __all__ = [
+    "WireEmail",
+    "compose_digest",
+    "compose_reminder",
     "digest_message_id",
     "reminder_message_id",
     "render_digest",
@@ -48,6 +60,7 @@ _MESSAGE_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:partner-portal:notif
 # ------------------------------------------------------------------------ identifiers
 
 
+@lru_cache(maxsize=16)
 def _mail_from_parts(mail_from: str) -> tuple[str, str, str]:
     """(display name, address, domain) of MAIL_FROM, e.g. `Pleo <noreply@pleo.io>`."""
     name, address = parseaddr(mail_from)
@@ -92,26 +105,19 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _portal_url(base_url: str, *path: str) -> str:
+@lru_cache(maxsize=64)
+def _portal_base(base_url: str) -> str:
     base = base_url.rstrip("/")
     scheme = urlsplit(base).scheme
     if scheme not in ("http", "https"):
         raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
-    return "/".join([base, *(quote(part, safe="") for part in path)])
+    return base
 
 
-class _VerbatimHeader(UnstructuredHeader):
-    """Written as is, never folded: the default policy would turn a URL longer than a line
-    into RFC 2047 encoded words, which mail clients do not decode in List-Unsubscribe."""
-
-    def fold(self, *, policy: Any) -> str:
-        name: str = getattr(self, "name")  # noqa: B009 - set by the header factory, unknown to typeshed
-        return f"{name}: {self}{policy.linesep}"
+def _portal_url(base_url: str, *path: str) -> str:
+    return "/".join([_portal_base(base_url), *(quote(part, safe="") for part in path)])
 
 
-_HEADERS = HeaderRegistry()
-_HEADERS.map_to_type("list-unsubscribe", cast(type[BaseHeader], _VerbatimHeader))
-_POLICY: Any = default_policy.clone(header_factory=_HEADERS)
 # RFC 5322 caps a line at 998 characters; "List-Unsubscribe: <" and ">" take 21.
 MAX_UNSUBSCRIBE_URL = 960
 
@@ -139,13 +145,19 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates ship with the code: no stat() per email
     )
     env.filters["nl2br"] = _nl2br
     return env
 
 
+@cache
+def _template(name: str) -> jinja2.Template:
+    return _environment().get_template(name)  # compiled once per process
+
+
 def _render(name: str, context: Mapping[str, Any]) -> str:
-    return _environment().get_template(name).render(context)
+    return _template(name).render(context)
 
 
 @dataclass(frozen=True)
@@ -163,28 +175,41 @@ class _ClientView:
 
 
 class _Formatter:
+    """Babel formatting in one locale. One per locale for the process (`_formatter`): counts,
+    dates and labels repeat from one email to the next, so they are formatted once."""
+
     def __init__(self, locale: EmailLocale) -> None:
         self.locale = locale
+        self.not_available = locale.text("not_available")
+        self.labels = {task: locale.text(f"task.{task.value}") for task in Task}
+        self.count = lru_cache(maxsize=1024)(self._count)
+        self.date = lru_cache(maxsize=64)(self._date)
 
     def money(self, money: Money | None) -> str:
         if money is None:
-            return self.locale.text("not_available")
+            return self.not_available
         return format_currency(money.amount, money.currency, locale=self.locale.formatting)
 
-    def count(self, value: int) -> str:
+    def _count(self, value: int) -> str:
         return format_decimal(value, locale=self.locale.formatting)
 
-    def date(self, at: datetime) -> str:
+    def _date(self, at: datetime) -> str:
         # Slots are Copenhagen wall times; show the date as it is there.
         return format_date(at.astimezone(ZONE).date(), format="long", locale=self.locale.formatting)
 
     def task_line(self, task: Task, client: ClientFigures) -> _Line:
-        value = {
-            Task.MISSING_RECEIPTS: lambda: self.count(client.missing_receipts),
-            Task.READY_TO_EXPORT: lambda: self.count(client.ready_to_export),
-            Task.WALLET_BALANCE: lambda: self.money(client.wallet_balance),
-        }[task]()
-        return _Line(self.locale.text(f"task.{task.value}"), value)
+        if task is Task.MISSING_RECEIPTS:
+            value = self.count(client.missing_receipts)
+        elif task is Task.READY_TO_EXPORT:
+            value = self.count(client.ready_to_export)
+        else:
+            value = self.money(client.wallet_balance)
+        return _Line(self.labels[task], value)
+
+
+@lru_cache(maxsize=64)
+def _formatter(locale: EmailLocale) -> _Formatter:
+    return _Formatter(locale)
 
 
 def _normalize_tasks(tasks: Iterable[str | Task]) -> tuple[Task, ...]:
@@ -203,36 +228,50 @@ def _greeting(locale: EmailLocale, recipient: Recipient) -> str:
     return locale.text("greeting", name=name) if name else locale.text("greeting_anonymous")
 
 
+@lru_cache(maxsize=16)
+def _from_header(display_name: str, address: str) -> str:
+    return address_header("From", display_name, address)
+
+
 def _assemble(
     *,
     locale: EmailLocale,
     subject: str,
-    from_: Address,
+    from_header: str,
+    from_address: str,
     recipient: Recipient,
     message_id: str,
     sent_at: datetime | None,
     text: str,
     html: str,
-) -> EmailMessage:
-    message = EmailMessage(policy=_POLICY)
-    message["Subject"] = _one_line(subject)
-    message["From"] = from_
-    message["To"] = Address(display_name=_one_line(recipient.name), addr_spec=recipient.email)
-    message["Date"] = format_datetime(sent_at or datetime.now(UTC))
-    message["Message-ID"] = message_id
-    # RFC 3834: stops vacation responders from answering the notifier.
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(text, subtype="plain", charset="utf-8")
-    message.add_alternative(html, subtype="html", charset="utf-8")
-    # After set_content, which drops every Content-* header already present.
-    message["Content-Language"] = locale.language
-    return message
+    extra: Sequence[str] = (),
+) -> WireEmail:
+    headers = [
+        unstructured_header("Subject", _one_line(subject)),
+        from_header,
+        address_header("To", _one_line(recipient.name), recipient.email),
+        header_line("Date", format_datetime(sent_at or datetime.now(UTC))),
+        header_line("Message-ID", message_id),
+        # RFC 3834: stops vacation responders from answering the notifier.
+        "Auto-Submitted: auto-generated",
+        header_line("Content-Language", locale.language),
+        *extra,
+    ]
+    return WireEmail(
+        message_id=message_id,
+        envelope_from=from_address,
+        envelope_to=(recipient.email,),
+        data=build_message(headers, text, html),
+        # An address that is not ASCII can only be written, and sent, with SMTPUTF8 (RFC 6531/6532).
+        smtputf8=not (from_address.isascii() and recipient.email.isascii()
+                      and all(line.isascii() for line in extra)),
+    )
 
 
 # ----------------------------------------------------------------------------- emails
 
 
-def render_reminder(
+def compose_reminder(
     *,
     recipient: Recipient,
     sender_name: str,
@@ -244,14 +283,16 @@ def render_reminder(
     base_url: str,
     reply_to: str | None = None,
     sent_at: datetime | None = None,
-) -> EmailMessage:
-    """The ad-hoc reminder an admin sends to one accountant assigned to `client`.
+    message_id: str | None = None,
+) -> WireEmail:
+    """The ad-hoc reminder an admin sends to one accountant assigned to `client`, ready to send.
 
     The From header keeps the MAIL_FROM address (so SPF/DKIM hold) with the admin's name
     as display name; pass the admin's address as `reply_to` to route answers to them.
+    `message_id` defaults to the one derived from (reminder, recipient).
     """
     locale = resolve_locale(recipient.locale)
-    fmt = _Formatter(locale)
+    fmt = _formatter(locale)
     sender = _one_line(sender_name)
     client_name = _one_line(client.name)
     _, from_address, _ = _mail_from_parts(mail_from)
@@ -265,22 +306,21 @@ def render_reminder(
         "lines": [fmt.task_line(task, client) for task in _normalize_tasks(tasks)],
         "comment": comment.strip(),
     }
-    message = _assemble(
+    return _assemble(
         locale=locale,
         subject=locale.text("reminder.subject", client=client_name),
-        from_=Address(display_name=sender, addr_spec=from_address),
+        from_header=address_header("From", sender, from_address),
+        from_address=from_address,
         recipient=recipient,
-        message_id=reminder_message_id(reminder_id, recipient.user_id, mail_from),
+        message_id=message_id or reminder_message_id(reminder_id, recipient.user_id, mail_from),
         sent_at=sent_at,
         text=_render("reminder.txt", context),
         html=_render("reminder.html", context),
+        extra=[address_header("Reply-To", "", reply_to)] if reply_to else [],
     )
-    if reply_to:
-        message["Reply-To"] = reply_to
-    return message
 
 
-def render_digest(
+def compose_digest(
     *,
     recipient: Recipient,
     clients: Sequence[ClientFigures],
@@ -291,19 +331,21 @@ def render_digest(
     client_unsubscribe_urls: Mapping[str, str] | None = None,
     sent_at: datetime | None = None,
     partner_id: str | None = None,
-) -> EmailMessage:
-    """One digest for one recipient and due time, covering every client given.
+    message_id: str | None = None,
+) -> WireEmail:
+    """One digest for one recipient and due time, covering every client given, ready to send.
 
     `unsubscribe_url` is the RFC 8058 one-click target (it receives a POST with
     `List-Unsubscribe=One-Click`) and stops this recipient's digests;
-    `client_unsubscribe_urls` optionally adds a per-client link in the body.
+    `client_unsubscribe_urls` optionally adds a per-client link in the body. `message_id`
+    defaults to the one derived from (firm, recipient, due time).
     """
     if not clients:
         raise ValueError("a digest needs at least one client")
     if due_at.tzinfo is None or due_at.utcoffset() is None:
         raise ValueError("due_at must be timezone-aware")
     locale = resolve_locale(recipient.locale)
-    fmt = _Formatter(locale)
+    fmt = _formatter(locale)
     per_client = client_unsubscribe_urls or {}
     unsubscribe = _checked_url(unsubscribe_url)
     if len(unsubscribe) > MAX_UNSUBSCRIBE_URL:
@@ -324,8 +366,7 @@ def render_digest(
         )
         for client in ordered
     ]
-    _, from_address, _ = _mail_from_parts(mail_from)
-    from_name, _ = parseaddr(mail_from)
+    from_name, from_address, _ = _mail_from_parts(mail_from)
     context = {
         "t": locale.text,
         "lang": locale.language,
@@ -335,19 +376,62 @@ def render_digest(
         "portal_url": _portal_url(base_url, "clients"),
         "unsubscribe_url": unsubscribe,
     }
-    message = _assemble(
+    return _assemble(
         locale=locale,
         subject=locale.text("digest.subject", date=date),
-        from_=Address(display_name=_one_line(from_name), addr_spec=from_address),
+        from_header=_from_header(_one_line(from_name), from_address),
+        from_address=from_address,
         recipient=recipient,
-        message_id=digest_message_id(recipient.user_id, due_at, mail_from, partner_id=partner_id),
+        message_id=message_id or digest_message_id(recipient.user_id, due_at, mail_from, partner_id=partner_id),
         sent_at=sent_at,
         text=_render("digest.txt", context),
         html=_render("digest.html", context),
+        extra=[
+            # Never folded: mail clients do not decode encoded words in List-Unsubscribe.
+            header_line("List-Unsubscribe", f"<{unsubscribe}>"),
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        ],
     )
-    message["List-Unsubscribe"] = f"<{unsubscribe}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    return message
+
+
+def render_reminder(
+    *,
+    recipient: Recipient,
+    sender_name: str,
+    client: ClientFigures,
+    tasks: Iterable[str | Task],
+    comment: str,
+    reminder_id: str,
+    mail_from: str,
+    base_url: str,
+    reply_to: str | None = None,
+    sent_at: datetime | None = None,
+) -> EmailMessage:
+    """`compose_reminder` as an `EmailMessage`: the bytes that are sent, as a receiver reads them."""
+    return compose_reminder(
+        recipient=recipient, sender_name=sender_name, client=client, tasks=tasks, comment=comment,
+        reminder_id=reminder_id, mail_from=mail_from, base_url=base_url, reply_to=reply_to, sent_at=sent_at,
+    ).message()
+
+
+def render_digest(
+    *,
+    recipient: Recipient,
+    clients: Sequence[ClientFigures],
+    due_at: datetime,
+    mail_from: str,
+    base_url: str,
+    unsubscribe_url: str,
+    client_unsubscribe_urls: Mapping[str, str] | None = None,
+    sent_at: datetime | None = None,
+    partner_id: str | None = None,
+) -> EmailMessage:
+    """`compose_digest` as an `EmailMessage`: the bytes that are sent, as a receiver reads them."""
+    return compose_digest(
+        recipient=recipient, clients=clients, due_at=due_at, mail_from=mail_from, base_url=base_url,
+        unsubscribe_url=unsubscribe_url, client_unsubscribe_urls=client_unsubscribe_urls, sent_at=sent_at,
+        partner_id=partner_id,
+    ).message()
 
 
 def render_unsubscribe_page(*, locale_tag: str | None, state: str, clients: Sequence[str] = ()) -> str:

@@ -27,8 +27,10 @@ from aiosmtpd.smtp import SMTP as SMTPServerProtocol
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from services.notifier.adapters.smtp import (
+    BeforeData,
     DeliveryOutcome,
     DeliveryStatus,
+    Message,
     PermanentDeliveryError,
     SmtpMailer,
     SmtpSettings,
@@ -745,8 +747,10 @@ class ScriptedMailer:
         self.script = deque(script)
         self.calls = 0
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message, *, before_data: BeforeData | None = None) -> None:
         self.calls += 1
+        if before_data is not None:
+            await before_data()
         step = self.script.popleft()
         if step is not None:
             raise step

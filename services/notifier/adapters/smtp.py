@@ -9,11 +9,18 @@ required extension, an unsendable message). `send_with_retry` turns that into a
 
 Connections are reused across sends (a handshake per email would dominate fan-out
 time) and up to `pool_size` of them run in parallel.
+
+A message is an `EmailMessage` (serialized by aiosmtplib at each attempt) or a
+`SerializedMessage`: bytes and envelope made once by the caller (the notifier's renderer
+writes its emails that way), sent with MAIL, RCPT and DATA as aiosmtplib's `sendmail` does.
+`before_data` lets a caller hold DATA back until something is done (the sender waits there
+for the previous email's outcome to be recorded) while the envelope is already on the wire.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import socket
@@ -24,20 +31,24 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from enum import StrEnum
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 import aiosmtplib
 
 __all__ = [
+    "BeforeData",
     "DeliveryError",
     "DeliveryOutcome",
     "DeliveryStatus",
     "Mailer",
+    "Message",
     "PermanentDeliveryError",
+    "SerializedMessage",
     "SmtpMailer",
     "SmtpSettings",
     "TlsMode",
     "TransientDeliveryError",
+    "message_id_of",
     "send_with_retry",
 ]
 
@@ -212,8 +223,42 @@ _DELIVERY_EXCEPTIONS = (aiosmtplib.SMTPException, OSError, TimeoutError, ValueEr
 # ------------------------------------------------------------------------------ mailer
 
 
+class SerializedMessage(Protocol):
+    """A message serialized once by its maker (RFC 5322 bytes, CRLF line ends) with its
+    envelope; `smtputf8` when an address is not ASCII (the server must offer SMTPUTF8)."""
+
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def envelope_from(self) -> str: ...
+    @property
+    def envelope_to(self) -> Sequence[str]: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def smtputf8(self) -> bool: ...
+
+
+Message: TypeAlias = EmailMessage | SerializedMessage
+# Awaited before DATA: the server cannot accept the message until it returns.
+BeforeData: TypeAlias = Callable[[], Awaitable[object]]
+
+
+def message_id_of(message: Message) -> str | None:
+    if isinstance(message, EmailMessage):
+        return message.get("Message-ID")
+    return message.message_id
+
+
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    """What sends: `SmtpMailer`, or a fake. `before_data` is only ever passed when given."""
+
+    async def send(self, message: Message, *, before_data: BeforeData | None = None) -> None: ...
+
+
+class _BeforeDataFailed(Exception):
+    """What the caller's `before_data` raised, carried past the delivery error handling: it
+    says nothing about the message or the server."""
 
 
 class _Connection:
@@ -286,34 +331,50 @@ class SmtpMailer:
 
     async def send(
         self,
-        message: EmailMessage,
+        message: Message,
         *,
         sender: str | None = None,
         recipients: Sequence[str] | None = None,
+        before_data: BeforeData | None = None,
     ) -> None:
-        """Deliver `message` (envelope from its headers unless given) or raise a
-        `TransientDeliveryError` / `PermanentDeliveryError`.
+        """Deliver `message` (envelope from its headers, or the serialized message's own,
+        unless given) or raise a `TransientDeliveryError` / `PermanentDeliveryError`.
 
         A message accepted for some recipients but refused for others raises
         `PermanentDeliveryError` with `refused` set: resending would duplicate it for
         the recipients that got it. (The notifier sends one recipient per message.)
+
+        `before_data` is awaited after the envelope (MAIL, RCPT) was accepted and before DATA
+        (for an `EmailMessage`, before the transaction); what it raises propagates as is and
+        the connection is dropped, so the open envelope is abandoned and nothing is delivered.
         """
+        if before_data is not None and isinstance(message, EmailMessage):
+            await before_data()
+            before_data = None
         connection = await self._free.get()
         try:
-            await self._send_on(connection, message, sender, recipients)
+            await self._send_on(connection, message, sender, recipients, before_data)
         finally:
             self._free.put_nowait(connection)
 
     async def _send_on(
         self,
         connection: _Connection,
-        message: EmailMessage,
+        message: Message,
         sender: str | None,
         recipients: Sequence[str] | None,
+        before_data: BeforeData | None,
     ) -> None:
         try:
             client = await self._ready(connection)
-            refused, _ = await client.send_message(message, sender=sender, recipients=recipients)
+            if isinstance(message, EmailMessage):
+                refused, _ = await client.send_message(message, sender=sender, recipients=recipients)
+            else:
+                refused = await _transaction(client, message, sender, recipients, before_data)
+        except _BeforeDataFailed as failed:
+            connection.drop()  # an envelope nobody will finish
+            assert failed.__cause__ is not None
+            raise failed.__cause__ from None
         except _DELIVERY_EXCEPTIONS as exc:
             error = _classify(exc)
             # After a clean refusal aiosmtplib has RSET the session and it stays usable;
@@ -382,6 +443,57 @@ class SmtpMailer:
         return self._local_hostname
 
 
+async def _transaction(
+    client: aiosmtplib.SMTP,
+    message: SerializedMessage,
+    sender: str | None,
+    recipients: Sequence[str] | None,
+    before_data: BeforeData | None,
+) -> dict[str, aiosmtplib.SMTPResponse]:
+    """MAIL, RCPT, `before_data`, DATA: aiosmtplib's `sendmail`, with the pause before DATA.
+    Returns the recipients refused while others were accepted, as `sendmail` does."""
+    sender = sender if sender is not None else message.envelope_from
+    recipients = list(recipients if recipients is not None else message.envelope_to)
+    if not recipients:
+        raise ValueError("no recipients")
+    options: list[str] = []
+    if client.supports_extension("size"):
+        options.append(f"SIZE={len(message.data)}")
+    encoding = "ascii"
+    if message.smtputf8:
+        if not client.supports_extension("smtputf8"):
+            raise aiosmtplib.SMTPNotSupported(
+                "an address contains non-ASCII characters and the server does not offer SMTPUTF8"
+            )
+        options.append("SMTPUTF8")
+        if client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")  # UTF-8 headers are 8-bit
+        encoding = "utf-8"
+    try:
+        await client.mail(sender, options=options, encoding=encoding)
+        refused: list[aiosmtplib.SMTPRecipientRefused] = []
+        for recipient in recipients:
+            try:
+                await client.rcpt(recipient, encoding=encoding)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                refused.append(exc)
+        if len(refused) == len(recipients):
+            raise aiosmtplib.SMTPRecipientsRefused(refused)
+        if before_data is not None:
+            try:
+                await before_data()
+            except BaseException as exc:
+                raise _BeforeDataFailed() from exc
+        await client.data(message.data)
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        # As sendmail does: reset the envelope so the session stays usable (if disconnected
+        # or answered badly, the caller drops the connection).
+        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
+            await client.rset()
+        raise
+    return {exc.recipient: aiosmtplib.SMTPResponse(exc.code, exc.message) for exc in refused}
+
+
 # ------------------------------------------------------------------------------ retry
 
 
@@ -414,8 +526,9 @@ def backoff_delay(
 
 async def send_with_retry(
     mailer: Mailer,
-    message: EmailMessage,
+    message: Message,
     *,
+    before_data: BeforeData | None = None,
     attempts: int = 5,
     base_delay: float = 1.0,
     max_delay: float = 60.0,
@@ -423,21 +536,25 @@ async def send_with_retry(
     rng: Callable[[], float] = random.random,
 ) -> DeliveryOutcome:
     """Send, retrying transient errors up to `attempts` times in all; never raises a
-    delivery error (anything else, e.g. cancellation or a bug, propagates)."""
+    delivery error (anything else, e.g. cancellation, a bug or what `before_data` raised,
+    propagates). `before_data` is awaited at each attempt (mailer.send)."""
     if attempts < 1:
         raise ValueError("attempts must be >= 1")
     last: TransientDeliveryError | None = None
     for attempt in range(1, attempts + 1):
         try:
-            await mailer.send(message)
+            if before_data is None:
+                await mailer.send(message)
+            else:
+                await mailer.send(message, before_data=before_data)
         except PermanentDeliveryError as exc:
-            log.warning("permanent SMTP failure for %s: %s", message.get("Message-ID"), exc)
+            log.warning("permanent SMTP failure for %s: %s", message_id_of(message), exc)
             return DeliveryOutcome(DeliveryStatus.FAILED, attempt, exc.code, exc.message)
         except TransientDeliveryError as exc:
             last = exc
             log.info(
                 "transient SMTP failure for %s (attempt %d/%d): %s",
-                message.get("Message-ID"),
+                message_id_of(message),
                 attempt,
                 attempts,
                 exc,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
@@ -62,10 +63,10 @@ class ReceivedEvent(Aggregate):
 LEGACY_RECEIVED_TOPIC = ReceivedEvent.Created.TOPIC
 
 
-def received(inbound: InboundEvent, kafka_position: str, outcome: str, reason: str = "") -> InboxEntry:
+def received(inbound: InboundEvent, kafka_position: str, outcome: str, reason: str, at: datetime) -> InboxEntry:
     return InboxEntry(event_id=inbound.id, event_type=inbound.type, partner_id=inbound.partner_id,
                       subject=inbound.envelope.subject, source=inbound.envelope.source,
-                      kafka_position=kafka_position, outcome=outcome, reason=reason)
+                      kafka_position=kafka_position, outcome=outcome, reason=reason, received_at=at)
 
 
 class UnitOfWork:
@@ -127,6 +128,7 @@ class InboxSink:
         self.app = app
         self.handle = handle
         self.keys: Keys | None = keys if keys is not None else getattr(app, "inbox_keys", None)
+        self._counters: dict[tuple[str, str, str], Any] = {}  # labelled children: labels() is not free
 
     def _unit_of_work(self, events: Sequence[InboundEvent]) -> tuple[UnitOfWork, set[str]]:
         """The batch's unit of work, loaded, and which of its event ids were received before."""
@@ -153,21 +155,26 @@ class InboxSink:
     def _apply_all(self, events: Sequence[InboundEvent]) -> tuple[UnitOfWork, int]:
         uow, seen = self._unit_of_work(events)
         duplicates = 0
+        now = datetime.now(UTC)  # a batch is received at once
         for inbound in events:
             if inbound.id in seen:  # received before, or earlier in this batch
                 duplicates += 1
                 continue
             seen.add(inbound.id)
-            self._apply_one(inbound, uow)
+            self._apply_one(inbound, uow, now)
         return uow, duplicates
 
-    def _apply_one(self, inbound: InboundEvent, uow: UnitOfWork) -> None:
+    def _apply_one(self, inbound: InboundEvent, uow: UnitOfWork, now: datetime) -> None:
         outcome, reason = "applied", ""
         try:
             self.handle(inbound, uow)
         except Rejected as rejection:
             outcome, reason = "rejected", str(rejection)
         record = inbound.record
-        uow.receive(received(inbound, f"{record.topic}:{record.partition}:{record.offset}", outcome, reason))
-        counter = EVENTS_APPLIED if outcome == "applied" else EVENTS_REJECTED
-        counter.labels(self.service, record.topic, inbound.type).inc()
+        uow.receive(received(inbound, f"{record.topic}:{record.partition}:{record.offset}", outcome, reason, now))
+        key = (record.topic, inbound.type, outcome)
+        counter = self._counters.get(key)
+        if counter is None:
+            metric = EVENTS_APPLIED if outcome == "applied" else EVENTS_REJECTED
+            counter = self._counters[key] = metric.labels(self.service, record.topic, inbound.type)
+        counter.inc()

@@ -112,7 +112,8 @@ class SQLiteInboxRecorder(SQLiteProcessRecorder):
     def inbox_entries(self, *, partner_id: str | None, subject: str | None, limit: int) -> list[InboxEntry]:
         where, params = _filter(partner_id, subject, "?")
         with self.datastore.transaction(commit=False) as c:
-            c.execute(f"{self._select_inbox}{where} ORDER BY received_at DESC, event_id DESC LIMIT ?",
+            # A batch's entries share their time: rowid keeps the order they were applied in.
+            c.execute(f"{self._select_inbox}{where} ORDER BY received_at DESC, rowid DESC LIMIT ?",
                       [*params, limit])
             return [InboxEntry.from_row(row) for row in reversed(c.fetchall())]
 
@@ -149,7 +150,7 @@ class PostgresInboxRecorder(PostgresProcessRecorder):
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
         # COLLATE "C": ids compare bytewise, as in SQLite and Python, whatever the server's locale.
         self.sql_create_statements.append(sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} ({} text COLLATE \"C\" PRIMARY KEY, {})"
+            "CREATE TABLE IF NOT EXISTS {} ({} text COLLATE \"C\" PRIMARY KEY, {}, seq bigserial)"
         ).format(table, sql.Identifier(COLUMNS[0]),
                  sql.SQL(", ").join(sql.SQL("{} text NOT NULL").format(sql.Identifier(c)) for c in COLUMNS[1:])))
         self.sql_create_statements.append(sql.SQL(
@@ -182,7 +183,8 @@ class PostgresInboxRecorder(PostgresProcessRecorder):
 
     def inbox_entries(self, *, partner_id: str | None, subject: str | None, limit: int) -> list[InboxEntry]:
         where, params = _filter(partner_id, subject, "%s")
-        statement = sql.SQL("{}{} ORDER BY received_at DESC, event_id DESC LIMIT %s").format(
+        # A batch's entries share their time: seq keeps the order they were applied in.
+        statement = sql.SQL("{}{} ORDER BY received_at DESC, seq DESC LIMIT %s").format(
             self._select_inbox, sql.SQL(where))  # `where` holds only column names and marks
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement, [*params, limit])

@@ -92,11 +92,13 @@ def test_a_second_instance_recording_the_same_event_id_changes_nothing(ledger: L
     assert ledger.inbox.inbox_count() == 1
 
 
-def test_history_is_oldest_first_and_limited_to_the_latest(ledger: Ledger) -> None:
+def test_history_is_in_the_order_applied_and_limited_to_the_latest(ledger: Ledger) -> None:
     sink = InboxSink("test", ledger, Counting())
-    for offset in range(5):
+    sink.apply("platform.partner-clients", 0, [inbound("z", 0), inbound("b", 1), inbound("y", 2)], 2)
+    for offset in range(3, 6):
         sink.apply("platform.partner-clients", 0, [inbound(f"e{offset}", offset)], offset)
-    assert [h["id"] for h in inbox_history(ledger, subject="c1", limit=3)] == ["e2", "e3", "e4"]
+    assert [h["id"] for h in inbox_history(ledger, subject="c1")] == ["z", "b", "y", "e3", "e4", "e5"]
+    assert [h["id"] for h in inbox_history(ledger, subject="c1", limit=3)] == ["e3", "e4", "e5"]
 
 
 def test_a_store_written_with_received_event_aggregates_keeps_its_inbox(store_url: str) -> None:

@@ -69,7 +69,7 @@ class _Plain(Application[uuid.UUID]):
 
 def store_append_rate(store_url: str, events: int) -> float:
     """The event store's own batched append rate: plain eventsourcing `save`, 500 new
-    aggregates (one event each, the size of an inbox record) per transaction."""
+    aggregates (one event each, of about the size of a platform event's effect) per transaction."""
     url = StoreUrl.parse("BENCH_DB", store_url)
     app = _Plain(url.eventsourcing_env())
     try:
@@ -163,6 +163,6 @@ def bench_ingest(report: Report, stores: Stores, folder: Path, kind: str, events
     report.add(Row("1 ingest", f"{kind}: client_directory, {events:,} events broker to projection", rate, "events/s",
                    "store append", append, ">= 60%", rate >= 0.6 * append,
                    note=f"{startup:.1f}s from start to the first batch (group join) not counted; "
-                        f"{stored / events:.2f} stored events per platform event (its inbox record and what it "
-                        f"changed), so the store took {rate * stored / events:,.0f} events/s"))
+                        f"{stored / events:.2f} stored events per platform event (what it changed; its inbox "
+                        f"entry is a table row), so the store took {rate * stored / events:,.0f} events/s"))
     report.add(Row("1 ingest", f"{kind}: client_directory vs raw consume", rate, "events/s", "raw getmany", raw))

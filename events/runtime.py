@@ -242,9 +242,20 @@ def starting_app(service: str, waiting: dict[str, str]) -> FastAPI:
 def run_service(service: str, build: Callable[[], tuple[FastAPI, Runtime]], host: str, port: int,
                 store: StoreUrl | None = None) -> int:
     """`serve`: the entry point of both services, until Ctrl-C or SIGTERM."""
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_when_ready(service, build, host, port, store=store))
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        runner.run(serve_when_ready(service, build, host, port, store=store))
     return 0
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (it is a dependency; not on every platform): the same
+    asyncio API, with libuv doing the I/O."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 async def serve_when_ready(service: str, build: Callable[[], tuple[FastAPI, Runtime]], host: str, port: int,

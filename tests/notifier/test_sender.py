@@ -4,9 +4,12 @@ what each SMTP answer ends as, what is published, and what a restart sends."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,14 +20,22 @@ from contracts.envelope import CloudEvent
 from services.notifier.adapters.smtp import SmtpMailer
 from services.notifier.application.notifier import Notifier
 from services.notifier.application.reminders import ReminderDispatcher
+from services.notifier.application import sender as sender_module
 from services.notifier.application.sender import MailSender
 from services.notifier.application.unsubscribe import UnsubscribeTokens
+from services.notifier.domain.model import Delivery
 from services.notifier.projections.schedule import ScheduleIndex
 from tests.notifier.test_smtp import Handler, free_port, raw_server, settings_for, smtp_server
 from tests.notifier.world import MAIL_FROM, SECRET, World, cph
 
+ROOT = Path(__file__).resolve().parents[2]
 FIRM = "firm-s"
 USERS = ("anna", "bo", "chloe", "dan")
+
+
+class Crash(BaseException):
+    """The process dies here: not an Exception, so nothing on the way catches it (and not
+    SystemExit, which asyncio re-raises out of the event loop when a task raises it)."""
 
 
 class Clock:
@@ -188,12 +199,12 @@ async def test_a_restart_sends_only_what_was_not_recorded_as_sent(world: World, 
         def record_then_crash(*args: Any, **kwargs: Any) -> Any:
             nonlocal recorded
             if recorded == 2:  # the third email was accepted, then the process died
-                raise SystemExit("killed")
+                raise Crash("killed")
             recorded += 1
             return real_record(*args, **kwargs)
 
         world.notifier.record = record_then_crash  # type: ignore[method-assign]
-        with pytest.raises(SystemExit):
+        with pytest.raises(Crash):
             await crashing.send_all()
         world.notifier.record = real_record  # type: ignore[method-assign]
         assert len(handler.messages) == 3
@@ -225,3 +236,94 @@ async def test_digests_carry_one_click_unsubscribe_headers_that_work(world: Worl
     claim = UnsubscribeTokens(SECRET).verify(token)
     assert claim is not None
     assert (claim.kind, claim.user_id, claim.ref) == ("d", "chloe", received.message["Message-ID"])
+
+
+# --- the pipeline: rendering ahead, records overlapping the next envelope ---------------------------
+
+
+@dataclass
+class Witness(Handler):
+    """Accepts like `Handler`, and notes, at each acceptance, how many emails the store says were
+    sent, read through connections of its own: only what is committed."""
+
+    reader: Notifier | None = None
+    recorded_when_accepted: list[int] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        assert self.reader is not None
+        sent = self.reader.recorder.select_notifications(start=None, limit=10_000, topics=[Delivery.Sent.TOPIC])
+        self.recorded_when_accepted.append(len(sent))
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_emails_go_out_in_order_and_each_is_accepted_only_once_the_previous_outcome_is_durable(
+    world: World, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for _ in range(6):
+        world.remind(FIRM, "acme", "ada")
+    await ReminderDispatcher(world.notifier, None, settle=0.0).dispatch_pending()
+    due = world.deliveries()
+    assert len(due) == 24
+    # Two were settled already (by a sender that crashed after recording them, say), among
+    # them the very last: they are not sent, and the position still moves past them.
+    for settled in (due[9], due[-1]):
+        settled.sent(1)
+        world.notifier.record(settled)
+    monkeypatch.setattr(sender_module, "PAGE", 5)  # several pages, the next loaded while one is sent
+    handler = Witness(reader=Notifier(world.store))
+    async with smtp_server(handler) as server:
+        mail = sender(world, server.port)
+        report = await mail.send_all()
+        assert report.sent == 22
+        last_due = world.notifier.recorder.select_notifications(start=None, limit=100, topics=[Delivery.Due.TOPIC])
+        assert mail.position() == last_due[-1].id
+    expected = [d.message_id for d in due if d not in (due[9], due[-1])]
+    assert [m.message["Message-ID"] for m in handler.messages] == expected  # in order, each once
+    # When the n-th email (from 0) was accepted, exactly the n before it were recorded as sent
+    # (besides the 2 settled beforehand): never two accepted without their outcome recorded,
+    # and no outcome recorded before its email was accepted.
+    assert handler.recorded_when_accepted == [2 + n for n in range(22)]
+    assert set(states(world).values()) == {"sent"}
+    assert len(published(world, "notification.email_sent.v1")) == 22
+
+
+async def run_killed(world: World, port: int, victim: str, where: str) -> int:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.notifier.killed_sender", f"sqlite:///{world.store.path}", str(port), victim,
+        where, cwd=ROOT,
+    )
+    return await asyncio.wait_for(process.wait(), 60)
+
+
+@pytest.mark.parametrize("where", ["render", "record"])
+async def test_a_sigkill_resends_at_most_the_last_email_accepted_before_it(world: World, where: str) -> None:
+    """SIGKILL while the third email is rendered (the one before it on the wire, or its outcome
+    being recorded), or right after the third was accepted, before its outcome is recorded: a
+    restart resends at most the last email the server accepted before the kill, never an
+    earlier one."""
+    await remind_all(world)
+    order = [d.user_id for d in world.deliveries()]
+    handler = Handler()
+    async with smtp_server(handler) as server:
+        assert await run_killed(world, server.port, order[2], where) == -signal.SIGKILL
+        accepted = [m.rcpt_tos[0].split("@")[0] for m in handler.messages]
+        if where == "render":
+            assert accepted in ([], order[:1], order[:2])
+        else:
+            assert accepted == order[:3]  # the fourth's DATA waited for the third's record
+        # A new process on the same store.
+        again = Notifier(world.store)
+        again.mail_from = MAIL_FROM
+        restarted = MailSender(again, SmtpMailer(settings_for(server.port)), mail_from=MAIL_FROM,
+                               base_url="https://portal.test", unsubscribe_base="https://notifier.test",
+                               tokens=UnsubscribeTokens(SECRET), index=ScheduleIndex(again))
+        await restarted.send_all()
+    received = [m.rcpt_tos[0].split("@")[0] for m in handler.messages]
+    duplicated = [user for user, n in Counter(received).items() if n > 1]
+    assert sorted(set(received)) == sorted(order)  # nobody missed
+    assert set(duplicated) <= set(accepted[-1:])
+    if where == "record":
+        assert duplicated == [order[2]]  # accepted, its outcome never recorded: sent again, once
+    ids = {m.message["Message-ID"] for m in handler.messages}
+    assert len(ids) == len(order)  # a resend carries the same Message-ID
+    assert set(states(world).values()) == {"sent"}

@@ -1,9 +1,20 @@
-"""Sends due deliveries in the order they became due, one at a time over a reused connection.
+"""Sends due deliveries in the order they became due, one after another over a reused connection.
 
 A delivery is recorded as due before it is sent (by whoever made it due) and as sent, failed
 or deferred after, in the same transaction as the sender's position and the published
 outcome. A crash between SMTP's acceptance and that transaction resends that one email once,
-with the same Message-ID: one at a time is what bounds a crash to one duplicate.
+with the same Message-ID.
+
+The emails go out as a pipeline, without giving up that bound:
+- the deliveries due are loaded a page at a time (one query), the next page while this one
+  is sent;
+- the next email is rendered while the current one is on the wire (rendering writes
+  nothing);
+- an email's outcome is recorded while the next email's envelope (MAIL FROM, RCPT TO) goes
+  out, and the next email's DATA waits until that record is durable. So at any instant at
+  most one email has been accepted by the server without its outcome recorded, and a crash
+  (SIGKILL at any point) resends at most that one: at most one duplicate per crash, as when
+  everything was strictly one at a time. Records are written in order, one transaction each.
 
 What an SMTP answer means (DESIGN.md 3):
 - 2xx: sent; `notification.email_sent.v1` is published.
@@ -23,11 +34,12 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
@@ -41,13 +53,15 @@ from services.notifier.application.digests import catch_up
 from services.notifier.application.notifier import Notifier
 from services.notifier.application.unsubscribe import UnsubscribeTokens
 from services.notifier.domain.model import Delivery
+from services.notifier.emails.mime import WireEmail
 from services.notifier.emails.models import ClientFigures, Money, Recipient
-from services.notifier.emails.render import render_digest, render_reminder
+from services.notifier.emails.render import compose_digest, compose_reminder
 from services.notifier.projections.schedule import ScheduleIndex
 
 log = logging.getLogger("notifier.sender")
 SOURCE = "/partner-portal/notifier"
 SERVER_WIDE_CODES = (421,)  # "service not available, closing transmission channel"
+PAGE = 200  # due deliveries loaded per query
 
 
 def figures(data: dict[str, Any]) -> ClientFigures:
@@ -59,32 +73,37 @@ def figures(data: dict[str, Any]) -> ClientFigures:
     )
 
 
-def render(delivery: Delivery, *, mail_from: str, base_url: str, unsubscribe_base: str,
-           tokens: UnsubscribeTokens) -> EmailMessage:
+def compose(delivery: Delivery, *, mail_from: str, base_url: str, unsubscribe_base: str,
+            tokens: UnsubscribeTokens) -> WireEmail:
+    """The delivery's email, ready to send, under the Message-ID recorded when it became due
+    (whatever MAIL_FROM says today)."""
     content = delivery.content
     recipient = Recipient(**content["recipient"])
     if delivery.kind == "reminder":
-        message = render_reminder(
+        return compose_reminder(
             recipient=recipient, sender_name=content["sender_name"], client=figures(content["client"]),
             tasks=content["tasks"], comment=content["comment"], reminder_id=content["reminder_id"],
             mail_from=mail_from, base_url=base_url, reply_to=content.get("reply_to"),
+            message_id=delivery.message_id,
         )
-    else:
-        partner, user = delivery.partner_id, delivery.user_id
-        message = render_digest(
-            recipient=recipient, clients=[figures(c) for c in content["clients"]],
-            due_at=datetime.fromisoformat(content["due_at"]), mail_from=mail_from, base_url=base_url,
-            unsubscribe_url=f"{unsubscribe_base}/unsubscribe/{tokens.for_digest(partner, user, delivery.message_id)}",
-            client_unsubscribe_urls={
-                c["client_id"]: f"{unsubscribe_base}/unsubscribe/{tokens.for_client(partner, user, c['client_id'])}"
-                for c in content["clients"]
-            },
-            partner_id=partner,
-        )
-    # The id recorded when the delivery became due is the id, whatever MAIL_FROM says today.
-    del message["Message-ID"]
-    message["Message-ID"] = delivery.message_id
-    return message
+    partner, user = delivery.partner_id, delivery.user_id
+    return compose_digest(
+        recipient=recipient, clients=[figures(c) for c in content["clients"]],
+        due_at=datetime.fromisoformat(content["due_at"]), mail_from=mail_from, base_url=base_url,
+        unsubscribe_url=f"{unsubscribe_base}/unsubscribe/{tokens.for_digest(partner, user, delivery.message_id)}",
+        client_unsubscribe_urls={
+            c["client_id"]: f"{unsubscribe_base}/unsubscribe/{tokens.for_client(partner, user, c['client_id'])}"
+            for c in content["clients"]
+        },
+        partner_id=partner, message_id=delivery.message_id,
+    )
+
+
+def render(delivery: Delivery, *, mail_from: str, base_url: str, unsubscribe_base: str,
+           tokens: UnsubscribeTokens) -> EmailMessage:
+    """The delivery's email as a receiver reads it (`digests preview`)."""
+    return compose(delivery, mail_from=mail_from, base_url=base_url, unsubscribe_base=unsubscribe_base,
+                   tokens=tokens).message()
 
 
 @dataclass
@@ -139,22 +158,35 @@ class MailSender:
     async def send_pending(self) -> SendReport:
         """Send every delivery that became due since the position, in order; stop at an outage."""
         report = SendReport()
-        while True:
-            start = await asyncio.to_thread(self.position)
-            batch = await asyncio.to_thread(
-                self.notifier.recorder.select_notifications,
-                start=start, limit=100, topics=[Delivery.Due.TOPIC], inclusive_of_start=False,
-            )
-            if not batch:
-                return report
-            for notification in batch:
-                delivery: Delivery = await asyncio.to_thread(self.notifier.repository.get, notification.originator_id)
-                if delivery.state != "due":
-                    await asyncio.to_thread(self._advance, notification.id)
-                    continue
-                report.add(await self._deliver(delivery, notification.id))
-                if report.outage:
-                    return report
+        line = _SendingLine(self, report)
+        position = await asyncio.to_thread(self.position)
+        upcoming = asyncio.ensure_future(asyncio.to_thread(self._due_page, position))
+        try:
+            while (page := await upcoming) is not None:
+                due, last = page
+                upcoming = asyncio.ensure_future(asyncio.to_thread(self._due_page, last))
+                if not await line.send(due):
+                    break  # an outage: the rest stays due
+                if not due or due[-1][1] != last:
+                    line.advance(last)  # the page ended with deliveries that were not due any more
+        finally:
+            _discard(upcoming)
+            await line.drain()
+        return report
+
+    def _due_page(self, after: int) -> tuple[list[tuple[Delivery, int]], int] | None:
+        """The deliveries still due among the next page of `Delivery.Due` notifications after
+        `after` (loaded in one query), with their positions, and the page's last position."""
+        batch = self.notifier.recorder.select_notifications(
+            start=after, limit=PAGE, topics=[Delivery.Due.TOPIC], inclusive_of_start=False,
+        )
+        if not batch:
+            return None
+        ids = [cast(UUID, n.originator_id) for n in batch]  # the recorder gives UUIDs
+        loaded = self.notifier.load(ids)
+        due = [(d, n.id) for i, n in zip(ids, batch, strict=True)
+               if (d := loaded.get(i)) is not None and d.state == "due"]
+        return due, batch[-1].id
 
     async def retry_deferred(self) -> SendReport:
         """Try again the deferred deliveries whose time has come."""
@@ -162,13 +194,18 @@ class MailSender:
         if self.index is None:
             return report
         await asyncio.to_thread(catch_up, self.index)
-        for delivery_id in await asyncio.to_thread(self.index.retries_due, self.clock()):
-            delivery: Delivery = await asyncio.to_thread(self.notifier.repository.get, delivery_id)
-            if delivery.state != "deferred" or (delivery.retry_at and delivery.retry_at > self.clock()):
-                continue
-            report.add(await self._deliver(delivery, None))
-            if report.outage:
-                break
+        ids = await asyncio.to_thread(self.index.retries_due, self.clock())
+        loaded: dict[UUID, Delivery] = await asyncio.to_thread(self.notifier.load, ids)
+        now = self.clock()
+        ready: list[tuple[Delivery, int | None]] = [
+            (d, None) for i in ids
+            if (d := loaded.get(i)) is not None and d.state == "deferred" and not (d.retry_at and d.retry_at > now)
+        ]
+        line = _SendingLine(self, report)
+        try:
+            await line.send(ready)
+        finally:
+            await line.drain()
         return report
 
     async def send_all(self) -> SendReport:
@@ -179,25 +216,24 @@ class MailSender:
 
     # --- one delivery ---------------------------------------------------------------------------
 
-    async def _deliver(self, delivery: Delivery, position: int | None) -> SendReport:
-        message = render(delivery, mail_from=self.mail_from, base_url=self.base_url,
-                         unsubscribe_base=self.unsubscribe_base, tokens=self.tokens)
-        outcome = await send_with_retry(self.mailer, message, attempts=self.attempts,
-                                        base_delay=self.base_delay, max_delay=self.max_delay)
-        if outcome.attempts > 1:
-            EMAILS.labels("notifier", delivery.kind, "retried").inc(outcome.attempts - 1)
-        if outcome.status is DeliveryStatus.GAVE_UP and (outcome.code is None or outcome.code in SERVER_WIDE_CODES):
-            log.warning("SMTP server unavailable (%s %s); %s stays due", outcome.code or "", outcome.reason,
-                        delivery.message_id)
-            return SendReport(outage=True, reason=f"{outcome.code or ''} {outcome.reason or ''}".strip())
-        report, out = self._settle(delivery, outcome)
+    def _compose(self, delivery: Delivery) -> WireEmail:
+        return compose(delivery, mail_from=self.mail_from, base_url=self.base_url,
+                       unsubscribe_base=self.unsubscribe_base, tokens=self.tokens)
+
+    async def _send(self, email: WireEmail, before_data: Callable[[], Any]) -> DeliveryOutcome:
+        return await send_with_retry(self.mailer, email, before_data=before_data, attempts=self.attempts,
+                                     base_delay=self.base_delay, max_delay=self.max_delay)
+
+    def _store(self, delivery: Delivery | None, messages: Sequence[OutboundMessage], position: int | None) -> None:
+        """One transaction: the delivery's outcome, what it publishes and the sender's position."""
         tracking = Tracking(self.name, position) if position is not None else None
         try:
-            await asyncio.to_thread(self.notifier.record, delivery, *out, tracking=tracking)
+            self.notifier.record(*([delivery] if delivery is not None else []), *messages, tracking=tracking)
         except IntegrityError:
-            # Only one sender runs at a time (Leadership); a lost lock mid-send lands here.
-            log.warning("%s was settled by another sender", delivery.message_id)
-        return report
+            if delivery is not None:
+                # Only one sender runs at a time (Leadership); a lost lock mid-send lands here.
+                log.warning("%s was settled by another sender", delivery.message_id)
+            # else: a position recorded already
 
     def _settle(self, delivery: Delivery, outcome: DeliveryOutcome) -> tuple[SendReport, list[OutboundMessage]]:
         now = self.clock()
@@ -232,10 +268,6 @@ class MailSender:
         )
         return report, [OutboundMessage.of(Topic.NOTIFICATION_DELIVERIES.value, event_)]
 
-    def _advance(self, position: int) -> None:
-        with contextlib.suppress(IntegrityError):  # recorded already
-            self.notifier.record(tracking=Tracking(self.name, position))
-
     # --- running --------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -265,3 +297,91 @@ class MailSender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=wait)
             self.wake.clear()
+
+
+class _SendingLine:
+    """Sends deliveries in order over the sender's mailer, as a pipeline (see the module's
+    docstring): the next email is rendered while one is on the wire, and each outcome is
+    recorded while the next envelope goes out, its DATA held back until that record is durable.
+
+    Records run one after another (each waits for the one before): positions are recorded in
+    order, and every record is in the store, or has failed loudly, once `drain` returns.
+    """
+
+    def __init__(self, sender: MailSender, report: SendReport) -> None:
+        self.sender = sender
+        self.report = report
+        self._recording: asyncio.Task[None] | None = None  # the latest record
+
+    async def send(self, deliveries: Sequence[tuple[Delivery, int | None]]) -> bool:
+        """Send these (with the position each settles, if any) in order; False at an outage,
+        which leaves that delivery and the ones after it due."""
+        sender = self.sender
+        upcoming = self._render(deliveries[0][0]) if deliveries else None
+        for n, (delivery, position) in enumerate(deliveries):
+            if isinstance(upcoming, Exception):
+                raise upcoming  # once the email before it is settled
+            assert upcoming is not None
+            sending = asyncio.ensure_future(sender._send(upcoming, self.recorded))
+            try:
+                if n + 1 < len(deliveries):
+                    # Once the task waits for the server's answer to MAIL FROM, render the next
+                    # email, here rather than in a thread: the loop would wait for the GIL anyway.
+                    await asyncio.sleep(0)
+                    upcoming = self._render(deliveries[n + 1][0])
+                outcome = await sending
+            finally:
+                _discard(sending)  # cancelled, say: nothing more of this email is sent
+            if outcome.attempts > 1:
+                EMAILS.labels("notifier", delivery.kind, "retried").inc(outcome.attempts - 1)
+            if outcome.status is DeliveryStatus.GAVE_UP and (outcome.code is None or outcome.code in SERVER_WIDE_CODES):
+                log.warning("SMTP server unavailable (%s %s); %s stays due", outcome.code or "", outcome.reason,
+                            delivery.message_id)
+                self.report.add(SendReport(outage=True, reason=f"{outcome.code or ''} {outcome.reason or ''}".strip()))
+                return False
+            settled, messages = sender._settle(delivery, outcome)
+            self.report.add(settled)
+            self._record(delivery, messages, position)
+        return True
+
+    def advance(self, position: int) -> None:
+        """Record the sender's position alone (after deliveries that were not due any more)."""
+        self._record(None, [], position)
+
+    async def recorded(self) -> None:
+        """Wait until every outcome so far is durable (raises what a failed record raised)."""
+        if self._recording is not None:
+            await self._recording
+
+    async def drain(self) -> None:
+        """Sending stops: wait for the records in flight, so every outcome the server has seen
+        is in the store (or its failure raised) before the caller goes on or exits."""
+        await self.recorded()
+
+    def _render(self, delivery: Delivery) -> WireEmail | Exception:
+        # An email that cannot be rendered stops the pass (as a record that fails does), but
+        # only after the email before it is settled.
+        try:
+            return self.sender._compose(delivery)
+        except Exception as error:
+            return error
+
+    def _record(self, delivery: Delivery | None, messages: Sequence[OutboundMessage], position: int | None) -> None:
+        previous = self._recording
+
+        async def record() -> None:
+            if previous is not None:
+                await previous  # in order; a failed record fails every later one
+            await asyncio.to_thread(self.sender._store, delivery, messages, position)
+
+        self._recording = asyncio.ensure_future(record())
+
+
+def _discard(future: asyncio.Future[Any]) -> None:
+    """Drop work that is not needed any more (cancel it, or ignore what it raised), without an
+    "exception never retrieved" warning."""
+    if future.done():
+        if not future.cancelled():
+            future.exception()
+    else:
+        future.cancel()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from services.notifier.application import digests as digests_module
 from services.notifier.application.digests import ALREADY_SENT, DigestScheduler
 from services.notifier.application.notifier import Notifier
 from services.notifier.domain.model import Delivery, Preference
@@ -185,6 +187,53 @@ def test_two_schedulers_at_once_make_each_digest_once(world: World, tmp_path: Pa
     result = other.run(cph(2026, 1, 12))
     assert result.digests == 0
     assert sorted(d.user_id for d in world.deliveries("digest")) == ["chloe", "otto"]
+
+
+def test_recipients_are_made_in_batches_of_one_transaction(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in range(7):
+        world.member(FIRM, f"admin-{n}", role="admin")
+        world.prefer(FIRM, "acme", f"admin-{n}")
+    monkeypatch.setattr(digests_module, "BATCH", 3)
+    transactions: list[int] = []
+    real_record = world.notifier.record
+
+    def record(*aggregates: Any, **kwargs: Any) -> Any:
+        transactions.append(len(aggregates))
+        return real_record(*aggregates, **kwargs)
+
+    monkeypatch.setattr(world.notifier, "record", record)
+    head = world.head()
+    result = world.scheduler.run(cph(2026, 1, 12))
+    assert (result.digests, result.covered, result.skipped) == (7, 7, 0)
+    # Each recipient's digest and covered preference, 3 recipients per transaction.
+    assert transactions == [6, 6, 2]
+    written = world.notifier.recorder.select_notifications(start=head, limit=1000, inclusive_of_start=False)
+    assert len({n.originator_id for n in written}) == 14
+    assert sorted(d.user_id for d in world.deliveries("digest")) == [f"admin-{n}" for n in range(7)]
+
+
+def test_a_batch_that_conflicts_is_made_again_one_recipient_at_a_time(
+    world: World, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world.prefer(FIRM, "acme", "chloe")
+    world.prefer(FIRM, "sg", "otto")
+    real_plan = DigestScheduler.plan
+    interfered = False
+
+    def plan_then_interfere(self: DigestScheduler, *args: Any, **kwargs: Any) -> Any:
+        nonlocal interfered
+        if not interfered:
+            interfered = True  # otto turns his emails off while the batch is being made
+            world.prefer(FIRM, "sg", "otto", enabled=False, at=datetime.now(UTC))
+        return real_plan(self, *args, **kwargs)
+
+    monkeypatch.setattr(DigestScheduler, "plan", plan_then_interfere)
+    result = world.scheduler.run(cph(2026, 1, 12))
+    # The batch's transaction failed on otto's preference; each was made again on its own.
+    assert (result.digests, result.message_ids) == (1, [digest_message_id("chloe", cph(2026, 1, 12), MAIL_FROM,
+                                                                           partner_id=FIRM)])
+    assert [d.user_id for d in world.deliveries("digest")] == ["chloe"]
+    assert world.scheduler.run(cph(2026, 1, 12)).digests == 0
 
 
 def test_a_preference_arriving_after_its_due_time_was_sent_does_not_reuse_the_message_id(world: World) -> None:

@@ -18,9 +18,9 @@ import pytest
 
 from contracts.envelope import CloudEvent
 from services.notifier.adapters.smtp import SmtpMailer
+from services.notifier.application import sender as sender_module
 from services.notifier.application.notifier import Notifier
 from services.notifier.application.reminders import ReminderDispatcher
-from services.notifier.application import sender as sender_module
 from services.notifier.application.sender import MailSender
 from services.notifier.application.unsubscribe import UnsubscribeTokens
 from services.notifier.domain.model import Delivery

@@ -10,6 +10,12 @@ in the same transaction.
   Message-ID, so running the scheduler twice for the same instant makes nothing twice.
 - A client the recipient may no longer see (domain/recipients.py) is left out, and its
   preference is marked skipped for that due time so it is not looked at again until the next.
+- Recipients are made a batch at a time: their preferences, members, clients and any digest
+  already made are loaded in a few queries, and the batch is recorded in one transaction.
+  When that transaction conflicts (another run, or a setting that arrived meanwhile), each
+  recipient of the batch is made again on its own, from fresh aggregates, as before.
+  Recording several digests at once changes nothing for the emails: they are only made due
+  here, and the sender records each outcome on its own.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from services.notifier.projections.schedule import ScheduleIndex
 log = logging.getLogger("notifier.digests")
 
 ALREADY_SENT = "a digest for this recipient and due time was already made"
+BATCH = 200  # recipients made per transaction
 
 
 @dataclass
@@ -58,6 +65,12 @@ class DigestRun:
     def summary(self) -> str:
         return (f"digests as of {self.at.isoformat()}: {self.digests} made, covering {self.covered} "
                 f"preference(s); {self.skipped} skipped")
+
+    def add(self, other: DigestRun) -> None:
+        self.digests += other.digests
+        self.covered += other.covered
+        self.skipped += other.skipped
+        self.message_ids += other.message_ids
 
 
 @dataclass(frozen=True)
@@ -107,9 +120,43 @@ class DigestScheduler:
             for row in rows:
                 seen.add(row.preference_id)
                 by_recipient[(row.partner_id, row.user_id)].append(row.preference_id)
+            recipients = list(by_recipient.items())
+            for start in range(0, len(recipients), BATCH):
+                self._make_batch(recipients[start:start + BATCH], now, result)
+
+    def _make_batch(self, recipients: list[tuple[tuple[str, str], list[UUID]]], now: datetime,
+                    result: DigestRun) -> None:
+        """Make these recipients' digests with a few queries and one transaction; on a conflict,
+        one recipient at a time (`_make`)."""
+        loaded = self.notifier.load(i for _, ids in recipients for i in ids)
+        due_at_of: dict[tuple[str, str], datetime] = {}
+        due_of: dict[tuple[str, str], list[Preference]] = {}
+        for key, ids in recipients:
+            preferences = [p for i in ids if (p := loaded.get(i)) is not None]
+            due = {p.id: slot for p in preferences if (slot := slot_at(p, now)) is not None}
+            if due:  # else: covered meanwhile (another run), disabled, or the row was stale
+                due_at_of[key] = max(due.values())
+                due_of[key] = [p for p in preferences if p.id in due]
+        wanted = {member_key(*key) for key in due_of}
+        wanted |= {client_key(p.partner_id, p.client_id) for preferences in due_of.values() for p in preferences}
+        found = self.notifier.load(wanted)
+        cache: dict[UUID, Any | None] = {i: found.get(i) for i in wanted}
+        plans = [self.plan(*key, preferences, due_at_of[key], cache, cache) for key, preferences in due_of.items()]
+        made_already = self.notifier.load(delivery_key(plan.message_id) for plan in plans if plan.included)
+        changes: list[Any] = []
+        outcome = DigestRun(at=now)
+        for plan in plans:
+            made = self._apply(plan, delivery_key(plan.message_id) in made_already, outcome)
+            changes += [*due_of[(plan.partner_id, plan.user_id)], *([made] if made else [])]
+        try:
+            self.notifier.record(*changes)
+        except IntegrityError:
+            # A concurrent run or a new setting got there first: each recipient on its own, afresh.
             clients: dict[UUID, ClientFile | None] = {}
-            for (partner_id, user_id), preference_ids in by_recipient.items():
-                self._make(partner_id, user_id, preference_ids, now, clients, result)
+            for (partner_id, user_id), ids in recipients:
+                self._make(partner_id, user_id, ids, now, clients, result)
+            return
+        result.add(outcome)
 
     def _make(self, partner_id: str, user_id: str, preference_ids: list[UUID], now: datetime,
               clients: dict[UUID, ClientFile | None], result: DigestRun) -> None:
@@ -120,39 +167,51 @@ class DigestScheduler:
                 return  # covered meanwhile (another run), disabled, or the row was stale
             due_at = max(due.values())
             plan = self.plan(partner_id, user_id, [p for p in preferences if p.id in due], due_at, clients)
-            made: Delivery | None = None
-            skips = list(plan.excluded)
-            if plan.included and delivery_key(plan.message_id) in self.notifier.repository:
-                # This due time's digest exists already (a preference arrived late, after its
-                # run): move the schedule on rather than send a second email with the same id.
-                skips += [(preference, ALREADY_SENT) for preference, _ in plan.included]
-            elif plan.included:
-                made = plan.delivery()
-                for preference, _ in plan.included:
-                    preference.cover(due_at)
-            for preference, why in skips:
-                preference.skip(due_at, why)
+            outcome = DigestRun(at=now)
+            made_already = bool(plan.included) and delivery_key(plan.message_id) in self.notifier.repository
+            made = self._apply(plan, made_already, outcome)
             changed = [p for p in preferences if p.id in due]
             try:
                 self.notifier.record(*changed, *([made] if made else []))
             except IntegrityError:
                 continue  # a concurrent run or a new setting got there first: look again
-            if made is not None:
-                result.digests += 1
-                result.covered += len(plan.included)
-                result.message_ids.append(plan.message_id)
-            result.skipped += len(skips)
+            result.add(outcome)
             return
         log.warning("gave up making the digest of %s/%s at %s after repeated conflicts",
                     partner_id, user_id, now.isoformat())
 
+    @staticmethod
+    def _apply(plan: DigestPlan, made_already: bool, outcome: DigestRun) -> Delivery | None:
+        """Change the plan's preferences (covered, or skipped with the reason) and return the
+        Delivery to record, if any; `outcome` counts what that makes once it is recorded."""
+        made: Delivery | None = None
+        skips = list(plan.excluded)
+        if plan.included and made_already:
+            # This due time's digest exists already (a preference arrived late, after its
+            # run): move the schedule on rather than send a second email with the same id.
+            skips += [(preference, ALREADY_SENT) for preference, _ in plan.included]
+        elif plan.included:
+            made = plan.delivery()
+            for preference, _ in plan.included:
+                preference.cover(plan.due_at)
+            outcome.digests += 1
+            outcome.covered += len(plan.included)
+            outcome.message_ids.append(plan.message_id)
+        for preference, why in skips:
+            preference.skip(plan.due_at, why)
+        outcome.skipped += len(skips)
+        return made
+
     # --- planning (shared with the preview) -------------------------------------------------------
 
     def plan(self, partner_id: str, user_id: str, preferences: list[Preference], due_at: datetime,
-             clients: dict[UUID, ClientFile | None] | None = None) -> DigestPlan:
-        """Who gets which of these preferences' clients at `due_at`, with the figures of now."""
+             clients: dict[UUID, ClientFile | None] | None = None,
+             members: dict[UUID, Member | None] | None = None) -> DigestPlan:
+        """Who gets which of these preferences' clients at `due_at`, with the figures of now.
+        `clients` and `members`, by aggregate id, are caches (what is missing is loaded)."""
         cache = clients if clients is not None else {}
-        member: Member | None = self._get(member_key(partner_id, user_id))
+        key = member_key(partner_id, user_id)
+        member: Member | None = members[key] if members is not None and key in members else self._get(key)
         included: list[tuple[Preference, ClientFile]] = []
         excluded: list[tuple[Preference, str]] = []
         for preference in sorted(preferences, key=lambda p: p.client_id):

@@ -8,7 +8,9 @@ import re
 import string
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from email.header import decode_header, make_header
 from email.message import EmailMessage
+from email.utils import parseaddr
 from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,6 +31,7 @@ from services.notifier.emails import (
     resolve_locale,
 )
 from services.notifier.emails.i18n import CATALOG
+from services.notifier.emails.render import compose_digest, compose_reminder
 
 MAIL_FROM = "Partner Portal <notifications@portal.example.com>"
 BASE_URL = "https://portal.example.com/"
@@ -505,3 +508,71 @@ def test_no_user_text_becomes_markup(name: str, comment: str, sender: str) -> No
 def test_offset_zones_in_due_time_are_accepted() -> None:
     due = DUE.astimezone(timezone(timedelta(hours=-5)))
     assert digest(due_at=due)["Message-ID"] == digest()["Message-ID"]
+
+
+# ----------------------------------------------------------------------------- the wire
+
+any_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=120) | st.lists(
+    st.sampled_from([*string.printable, "=?", "?=", "é", "\u00a0"]), max_size=60
+).map("".join)  # any character at all, or ASCII with the specials (quotes, backslashes, "<>@,;:") more often
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def display_name(raw: str) -> str:
+    """The display name of a raw address header as an RFC 2047 decoder reads it: the whitespace
+    between two encoded words is dropped (Python's structured-header parser keeps it, so a name
+    long enough to need two encoded words reads there with a space at the join)."""
+    name, _ = parseaddr(raw)
+    return str(make_header(decode_header(name)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(sender=any_text, recipient=any_text, client=any_text)
+def test_any_name_survives_the_headers_as_written(sender: str, recipient: str, client: str) -> None:
+    wire = compose_reminder(
+        recipient=Recipient(user_id="u-1", email="anne@firm.example", name=recipient, locale="fr"),
+        sender_name=sender, client=ClientFigures(client_id="c-1", name=client or "c"), tasks=["missing_receipts"],
+        comment="", reminder_id="rem-1", mail_from=MAIL_FROM, base_url=BASE_URL,
+    )
+    # 7-bit, CRLF line ends, no header line past the RFC's 998 (a long quoted name may pass 78)
+    assert wire.data.isascii() and not wire.smtputf8
+    head = wire.data.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 998 for line in head.split(b"\r\n"))
+    assert b"\n" not in head.replace(b"\r\n", b"") and b"\r" not in head.replace(b"\r\n", b"")
+    raw = email.message_from_bytes(wire.data, policy=email.policy.compat32)
+    assert display_name(raw["From"]) == one_line(sender)
+    assert display_name(raw["To"]) == one_line(recipient)
+    message = email.message_from_bytes(wire.data, policy=email.policy.default)
+    assert message["To"].addresses[0].addr_spec == "anne@firm.example"
+    # The subject is one line: its no-break spaces too become plain spaces.
+    assert str(message["Subject"]) == one_line(f"Rappel\u00a0: tâches en suspens pour {client or 'c'}")
+    assert message["Message-ID"] == wire.message_id
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_a_serialized_digest_is_what_render_digest_reads_back() -> None:
+    wire = compose_digest(recipient=CLAUDE, clients=[ACME, SOCIETE], due_at=DUE, mail_from=MAIL_FROM,
+                          base_url=BASE_URL, unsubscribe_url="https://portal.example.com/unsubscribe/tok123",
+                          sent_at=datetime(2026, 3, 30, 8, 0, 5, tzinfo=UTC), message_id="<given@portal.example.com>")
+    assert wire.envelope_from == "notifications@portal.example.com"
+    assert wire.envelope_to == ("claude@firm.example",)
+    assert wire.message_id == "<given@portal.example.com>"  # the id recorded with the delivery wins
+    assert b"\r\nMessage-ID: <given@portal.example.com>\r\n" in wire.data
+    assert all(len(line) <= 78 for line in wire.data.split(b"\r\n")), "quoted-printable keeps lines short"
+    text, html = parts(wire.message())
+    assert text == parts(digest(recipient=CLAUDE))[0]
+    assert "Société Générale" in html
+
+
+def test_a_non_ascii_address_needs_smtputf8() -> None:
+    wire = compose_reminder(
+        recipient=Recipient(user_id="u-z", email="zoé@firm.example", name="Zoé", locale="fr"),
+        sender_name="Ada", client=ACME, tasks=["missing_receipts"], comment="", reminder_id="rem-1",
+        mail_from=MAIL_FROM, base_url=BASE_URL,
+    )
+    assert wire.smtputf8 and wire.envelope_to == ("zoé@firm.example",)
+    assert wire.message()["To"].addresses[0].addr_spec == "zoé@firm.example"
+    assert wire.message()["To"].addresses[0].display_name == "Zoé"

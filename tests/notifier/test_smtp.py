@@ -359,6 +359,117 @@ async def test_close_quits_and_a_later_send_reconnects() -> None:
     assert server.connections == 2
 
 
+# ------------------------------------------------------- messages serialized once
+
+
+@dataclass(frozen=True)
+class Serialized:
+    """A message serialized by its maker, with its envelope (as the notifier's renderer makes them)."""
+
+    message_id: str
+    envelope_from: str
+    envelope_to: tuple[str, ...]
+    data: bytes
+    smtputf8: bool = False
+
+
+def serialized(n: int = 0, to: str = "anne@firm.example", *, smtputf8: bool = False) -> Serialized:
+    message = make_message(n, to)
+    return Serialized(message["Message-ID"], "notifications@portal.example.com", (to,),
+                      message.as_bytes(policy=email.policy.SMTP), smtputf8)
+
+
+@dataclass
+class Journal(Handler):
+    """Notes what the server saw, in order, beside the caller's own notes."""
+
+    seen: list[str] = field(default_factory=list)
+    mail_options: list[list[str]] = field(default_factory=list)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        self.seen.append(f"RCPT {address}")
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
+        self.seen.append("DATA")
+        self.mail_options.append(list(envelope.mail_options))
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_a_serialized_message_goes_out_as_its_bytes_with_its_envelope() -> None:
+    messages = [serialized(n) for n in range(3)]
+    async with smtp_server() as server, SmtpMailer(settings_for(server.port)) as mailer:
+        for message in messages:
+            await mailer.send(message)
+    first = server.handler.messages[0]
+    assert first.content.rstrip(b"\r\n") == messages[0].data.rstrip(b"\r\n")
+    assert (first.mail_from, first.rcpt_tos) == ("notifications@portal.example.com", ["anne@firm.example"])
+    assert first.message["Subject"] == "Reminder n°0: société"
+    assert server.connections == 1
+
+
+async def test_before_data_is_awaited_after_the_envelope_and_before_data() -> None:
+    handler = Journal()
+
+    async def before_data() -> None:
+        handler.seen.append("before_data")
+
+    async with smtp_server(handler) as server, SmtpMailer(settings_for(server.port)) as mailer:
+        await mailer.send(serialized(1), before_data=before_data)
+    assert handler.seen == ["RCPT anne@firm.example", "before_data", "DATA"]
+
+
+async def test_a_failing_before_data_delivers_nothing_and_its_error_propagates_as_is() -> None:
+    async def store_down() -> None:
+        raise RuntimeError("the store is down")
+
+    sleep = RecordingSleep()
+    async with smtp_server() as server, SmtpMailer(settings_for(server.port)) as mailer:
+        with pytest.raises(RuntimeError, match="store is down"):
+            await mailer.send(serialized(1), before_data=store_down)
+        with pytest.raises(RuntimeError, match="store is down"):  # not a delivery error: no retry
+            await send_with_retry(mailer, serialized(1), before_data=store_down, sleep=sleep)
+        await mailer.send(serialized(2))  # on a new connection: the open envelope was abandoned
+    assert [m.message["Message-ID"] for m in server.handler.messages] == ["<test-2@portal.example.com>"]
+    assert sleep.delays == []
+    assert server.connections == 3
+
+
+async def test_a_serialized_message_refused_at_rcpt_fails_for_good_and_the_session_survives() -> None:
+    handler = Handler(rcpt_replies={"gone@firm.example": "550 5.1.1 No such user"})
+    async with smtp_server(handler) as server, SmtpMailer(settings_for(server.port)) as mailer:
+        with pytest.raises(PermanentDeliveryError) as raised:
+            await mailer.send(serialized(1, "gone@firm.example"))
+        assert raised.value.code == 550
+        assert raised.value.refused == {"gone@firm.example": (550, "5.1.1 No such user")}
+        outcome = await send_with_retry(mailer, serialized(2, "gone@firm.example"), sleep=RecordingSleep())
+        await mailer.send(serialized(3))
+    assert outcome == DeliveryOutcome(DeliveryStatus.FAILED, 1, 550, "5.1.1 No such user")
+    assert [m.rcpt_tos for m in handler.messages] == [["anne@firm.example"]]
+    assert server.connections == 1
+
+
+async def test_a_serialized_message_gets_4xx_retried() -> None:
+    handler = Handler(data_replies=deque(["451 4.3.0 Try again later"]))
+    async with smtp_server(handler) as server, SmtpMailer(settings_for(server.port)) as mailer:
+        outcome = await send_with_retry(mailer, serialized(5), sleep=RecordingSleep())
+    assert outcome == DeliveryOutcome(DeliveryStatus.SENT, 2)
+    assert len(handler.messages) == 1
+
+
+async def test_an_address_that_needs_smtputf8_goes_only_to_a_server_that_offers_it() -> None:
+    message = serialized(1, "zoé@firm.example", smtputf8=True)
+    async with smtp_server() as server, SmtpMailer(settings_for(server.port)) as mailer:
+        with pytest.raises(PermanentDeliveryError, match="SMTPUTF8"):
+            await mailer.send(message)
+    handler = Journal()
+    async with smtp_server(handler, enable_SMTPUTF8=True) as server, SmtpMailer(settings_for(server.port)) as mailer:
+        await mailer.send(message)
+    assert handler.messages[0].rcpt_tos == ["zoé@firm.example"]
+    assert "SMTPUTF8" in handler.mail_options[0]
+
+
 # ------------------------------------------------------------------ error mapping
 
 

@@ -456,6 +456,15 @@ async def _transaction(
     recipients = list(recipients if recipients is not None else message.envelope_to)
     if not recipients:
         raise ValueError("no recipients")
+    if client.is_ehlo_or_helo_needed:
+        # The server's extensions (SIZE, SMTPUTF8) are known after EHLO, which aiosmtplib would
+        # otherwise send with MAIL; HELO if EHLO is refused, as aiosmtplib does.
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            if not client.is_connected:
+                raise
+            await client.helo()
     options: list[str] = []
     if client.supports_extension("size"):
         options.append(f"SIZE={len(message.data)}")

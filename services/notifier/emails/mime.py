@@ -9,8 +9,9 @@ for previews and tests.
 
 What is written:
 - header lines of at most 78 characters where they can be folded, CRLF line ends;
-- non-ASCII text in headers (a subject, a display name) as RFC 2047 encoded words ("Q"
-  encoding, UTF-8), only where needed; ASCII display names with specials as quoted strings;
+- non-ASCII text in headers (a subject, a display name) as RFC 2047 encoded words (UTF-8,
+  "Q" or "B", the shorter), only where needed; ASCII display names with specials as quoted
+  strings;
 - both parts quoted-printable (binascii, in C), so the message is 7-bit clean and needs no
   8BITMIME; the boundary starts with "=_", which quoted-printable text never contains.
 An address with non-ASCII characters is written as is (RFC 6532) and the email is marked
@@ -19,6 +20,7 @@ An address with non-ASCII characters is written as is (RFC 6532) and the email i
 
 from __future__ import annotations
 
+import base64
 import binascii
 import email
 import email.policy
@@ -40,7 +42,6 @@ _Q_SAFE: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxy
 _Q_BYTE: Final = tuple(
     chr(b) if b in _Q_SAFE else "_" if b == 0x20 else f"={b:02X}" for b in range(256)
 )
-_WORD_PREFIX: Final = "=?utf-8?q?"
 _WORD_MAX: Final = 75  # RFC 2047: an encoded word is at most 75 characters
 # RFC 5322 atext: an ASCII display name of only these and single spaces needs no quotes.
 _ATOMS: Final = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
@@ -81,7 +82,10 @@ class WireEmail:
     def message(self, policy: Any = POLICY) -> EmailMessage:
         """The message as a receiver reads it (previews, tests), with "\n" line ends like an
         `EmailMessage` built in code."""
-        return cast(EmailMessage, email.message_from_bytes(self.data.replace(b"\r\n", b"\n"), policy=policy))
+        data = self.data.replace(b"\r\n", b"\n")
+        if self.smtputf8:  # UTF-8 headers (RFC 6532): the bytes parser would read them as ASCII
+            return cast(EmailMessage, email.message_from_string(data.decode("utf-8"), policy=policy))
+        return cast(EmailMessage, email.message_from_bytes(data, policy=policy))
 
 
 # ------------------------------------------------------------------------------ headers
@@ -93,22 +97,37 @@ def _needs_encoding(text: str) -> bool:
     return not (text.isascii() and text.isprintable()) or "=?" in text
 
 
+def _q(chunk: bytes) -> str:
+    return "".join(_Q_BYTE[b] for b in chunk)
+
+
+def _b_size(n: int) -> int:
+    return 4 * ((n + 2) // 3)
+
+
 def _encoded_words(text: str, first_room: int) -> list[str]:
-    """`text` as Q encoded words, each at most 75 characters and the first at most
-    `first_room`, never splitting a character. Whitespace between encoded words is dropped
-    by decoders, so the words together decode to exactly `text`."""
+    """`text` as UTF-8 encoded words, "Q" (readable for mostly Latin text) or "B" (base64),
+    whichever is shorter, as few as fit: each at most 75 characters and the first at most
+    `first_room`, never splitting a character. RFC 2047 decoders drop the whitespace between
+    encoded words, so together they decode to exactly `text` (Python's own parser does so in
+    unstructured headers, not in display names: a name that needs several words reads there
+    with a space at each join)."""
+    raw = text.encode("utf-8")
+    use_b = _b_size(len(raw)) < len(_q(raw))
+    prefix = "=?utf-8?b?" if use_b else "=?utf-8?q?"
+    overhead = len(prefix) + 2  # and "?=" at the end
     words: list[str] = []
-    room = max(first_room, len(_WORD_PREFIX) + 2 + 12)
-    current = [_WORD_PREFIX]
-    size = len(_WORD_PREFIX) + 2  # with the closing "?="
+    chunk, size, room = b"", 0, max(first_room, overhead + 12)
     for char in text:
-        encoded = "".join(_Q_BYTE[b] for b in char.encode("utf-8"))
-        if size + len(encoded) > room and len(current) > 1:
-            words.append("".join(current) + "?=")
-            current, size, room = [_WORD_PREFIX], len(_WORD_PREFIX) + 2, _WORD_MAX
-        current.append(encoded)
-        size += len(encoded)
-    words.append("".join(current) + "?=")
+        piece = char.encode("utf-8")
+        grown = _b_size(len(chunk) + len(piece)) if use_b else size + len(_q(piece))
+        if chunk and overhead + grown > room:
+            words.append(prefix + (base64.b64encode(chunk).decode("ascii") if use_b else _q(chunk)) + "?=")
+            chunk, room = b"", _WORD_MAX
+            grown = _b_size(len(piece)) if use_b else len(_q(piece))
+        chunk += piece
+        size = grown
+    words.append(prefix + (base64.b64encode(chunk).decode("ascii") if use_b else _q(chunk)) + "?=")
     return words
 
 

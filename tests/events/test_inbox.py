@@ -89,6 +89,8 @@ def test_a_second_instance_recording_the_same_event_id_changes_nothing(ledger: L
         ledger.record(ReceivedEvent(event_id="x", event_type="t", partner_id="p", subject="s", source="/",
                                     kafka_position="k", outcome="applied", reason=""), entry)
     assert ledger.recorder.max_notification_id() == head, "the whole transaction was rolled back"
+    with pytest.raises(IntegrityError):  # rejected events store only their entry
+        ledger.record(entry)
     assert ledger.inbox.inbox_count() == 1
 
 

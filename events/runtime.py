@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -24,6 +24,7 @@ from events.leadership import Leadership
 from events.metrics import HTTP_LATENCY, LEADER
 from events.store import EventStoreApplication
 
+T = TypeVar("T")
 log = logging.getLogger("events.runtime")
 
 
@@ -242,9 +243,15 @@ def starting_app(service: str, waiting: dict[str, str]) -> FastAPI:
 def run_service(service: str, build: Callable[[], tuple[FastAPI, Runtime]], host: str, port: int,
                 store: StoreUrl | None = None) -> int:
     """`serve`: the entry point of both services, until Ctrl-C or SIGTERM."""
-    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
-        runner.run(serve_when_ready(service, build, host, port, store=store))
+    with contextlib.suppress(KeyboardInterrupt):
+        run(serve_when_ready(service, build, host, port, store=store))
     return 0
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on the services' event loop (serve, and commands that talk to Kafka or SMTP)."""
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        return runner.run(main)
 
 
 def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar, cast
 
-from eventsourcing.application import Application, ProcessingEvent, project_aggregate
+from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     ApplicationRecorder,
@@ -201,7 +201,11 @@ class EventStoreApplication(Application[Any]):
             for stored in self._select_events_of(wanted[start:start + chunk]):
                 by_id.setdefault(stored.originator_id, []).append(stored)  # type: ignore[arg-type]
             for aggregate_id, stored_events in by_id.items():
-                aggregate = project_aggregate(None, (self.mapper.to_domain_event(e) for e in stored_events))
+                # What project_aggregate does, without its runtime Protocol check per event
+                # (slow on Python 3.11: half the cost of loading an aggregate).
+                aggregate: Any = None
+                for stored in stored_events:
+                    aggregate = self.mapper.to_domain_event(stored).mutate(aggregate)  # type: ignore[attr-defined]
                 if aggregate is not None:
                     found[aggregate_id] = aggregate
         return found

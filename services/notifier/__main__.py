@@ -5,7 +5,6 @@ Configuration comes from the environment."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -219,8 +218,10 @@ def run_digests(notifier: Notifier, index: ScheduleIndex, scheduler: DigestSched
         finally:
             await mailer.close()
 
+    from events.runtime import run
+
     try:
-        report = asyncio.run(send_all())
+        report = run(send_all())
     finally:
         leadership.release()
     print(f"emails: {report.summary()}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,39 +21,43 @@ from eventsourcing.persistence import IntegrityError, Notification, Tracking
 from contracts.api import TabId
 from events.follower import LogFollower
 from events.store import Cursor, EventStoreApplication, ReadModel
-from services.client_directory.domain.model import (
-    ClientFigures,
-    ClientRelationship,
-    Member,
-    NotificationPreference,
-    Status,
-)
+from services.client_directory.projections.batch import TOPICS, ClientsBatch, paused_gc
 from services.client_directory.projections.text import fold, like_pattern, sort_key
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 TABLES = ("cd_clients", "cd_assignments", "cd_counts", "cd_members", "cd_preferences", "cd_keys")
 
-# The tab a client is on, by status; ended relationships (and figures of a client not known
-# yet) are on none. `mine` and `all` both show connected clients.
-TAB_OF_STATUS = {
-    Status.INVITED.value: "invitations",
-    Status.ONBOARDING.value: "onboarding",
-    Status.VERIFICATION_FAILED.value: "onboarding",
-    Status.CONNECTED.value: "connected",
-}
 TAB_ROWS = {TabId.INVITATIONS: "invitations", TabId.ONBOARDING: "onboarding",
             TabId.MINE: "connected", TabId.ALL: "connected"}
 DEFAULT_NOTIFICATIONS = {"email_enabled": False, "frequency": "weekly"}
 
 
-def schema(prefix: str = "", kind: str = "sqlite") -> list[str]:
+# Indexes only the queries read (the projection reads rows by primary key and
+# cd_assignments_client): a rebuild's fresh tables go without them until the switch-over builds
+# them, each in one pass, rather than keeping them in order row by row.
+QUERY_INDEXES = frozenset({"cd_clients_tab", "cd_clients_tab_missing", "cd_assignments_tab",
+                           "cd_assignments_tab_missing"})
+
+
+def schema(prefix: str = "", kind: str = "sqlite", *, query_indexes: bool = True) -> list[str]:
     """DDL for the read model; `prefix` builds a fresh set of tables for a rebuild.
 
     Keys compared by the keyset cursor are bytewise on both stores (SQLite's default BINARY;
     COLLATE "C" on PostgreSQL, whose default collation follows the server's locale).
     The partial `_missing` indexes serve the missing-receipts filter in sort order.
     """
-    p = prefix
+    statements = _schema(prefix, kind)
+    if query_indexes:
+        return statements
+    return [s for s in statements if index_name(s) not in {f"{prefix}{name}" for name in QUERY_INDEXES}]
+
+
+def index_name(statement: str) -> str | None:
+    match = re.match(r"\s*CREATE INDEX IF NOT EXISTS (\w+)", statement)
+    return match.group(1) if match else None
+
+
+def _schema(p: str, kind: str) -> list[str]:
     c = ' COLLATE "C"' if kind == "postgresql" else ""
     return [
         f"""CREATE TABLE IF NOT EXISTS {p}cd_clients (
@@ -95,31 +100,40 @@ def schema(prefix: str = "", kind: str = "sqlite") -> list[str]:
             email_enabled INTEGER NOT NULL, frequency TEXT NOT NULL,
             PRIMARY KEY (partner_id, client_id, user_id))""",
         # Later events of an aggregate carry only its originator id: map it to natural keys.
+        # A row is keyed by the notification id of the aggregate's first event (which the
+        # event store's primary key finds from the originator id): rows are appended in log
+        # order, where random UUID keys had each batch rewrite pages all over the table.
         f"""CREATE TABLE IF NOT EXISTS {p}cd_keys (
-            originator_id TEXT PRIMARY KEY, partner_id TEXT NOT NULL, natural_id TEXT NOT NULL,
-            second_id TEXT NOT NULL DEFAULT '')""",
+            notification_id {"INTEGER" if kind == "sqlite" else "BIGINT"} PRIMARY KEY,
+            partner_id TEXT NOT NULL, natural_id TEXT NOT NULL, second_id TEXT NOT NULL DEFAULT '')""",
     ]
+
+
+def events_table(app: EventStoreApplication) -> str:
+    """The event store's table, as the read model's SQL names it."""
+    recorder: Any = app.recorder
+    if app.store_url.kind == "sqlite":
+        return str(recorder.events_table_name)
+    return f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
 
 
 def tracking_table(read_model: ReadModel) -> str:
     return "tracking" if read_model.kind == "sqlite" else str(read_model.recorder.tracking_table_name)
 
 
-def _clean(text: str) -> str:
-    # PostgreSQL text cannot hold NUL; a name is display text, so it is replaced, not refused.
-    return text.replace("\x00", "\ufffd")
-
-
 class ClientsProjection(LogFollower):
-    """Applies relationship, figures, member and preference events to the tables."""
+    """Applies relationship, figures, member and preference events to the tables, a batch at a
+    time (see batch.py)."""
 
     name = "projection:clients"
     topics: Sequence[str] = ()
 
-    def __init__(self, app: EventStoreApplication, read_model: ReadModel, prefix: str = "") -> None:
+    def __init__(self, app: EventStoreApplication, read_model: ReadModel, prefix: str = "", *,
+                 query_indexes: bool = True) -> None:
         super().__init__(app)
         self.read_model = read_model
         self.prefix = prefix
+        self.query_indexes = query_indexes
         if prefix:
             self.name = f"projection:clients:{prefix}"
         read_model.write(self._prepare)
@@ -138,187 +152,23 @@ class ClientsProjection(LogFollower):
                       (self.name,))
             c.execute("DELETE FROM cd_meta WHERE name = ?", (key,))
             c.execute("INSERT INTO cd_meta (name, value) VALUES (?, ?)", (key, SCHEMA_VERSION))
-        for statement in schema(self.prefix, self.read_model.kind):
+        for statement in schema(self.prefix, self.read_model.kind, query_indexes=self.query_indexes):
             c.execute(statement)
 
     def position(self) -> int:
         return self.read_model.tracked(self.name) or 0
 
     def process(self, notifications: Sequence[Notification], last_id: int) -> None:
-        events = [self.app.mapper.to_domain_event(n) for n in notifications]
-
-        def apply(c: Cursor) -> None:
-            for domain_event in events:
-                self._apply(c, domain_event)
-
-        try:
-            self.read_model.write(apply, Tracking(self.name, last_id))
-        except IntegrityError:
-            # Another instance on the same database recorded this position first; the rows
-            # it wrote are the same. The caller re-reads the position and goes on from there.
-            if self.position() < last_id:
-                raise
-
-    def _t(self, table: str) -> str:
-        return f"{self.prefix}{table}"
-
-    def _apply(self, c: Cursor, e: Any) -> None:
-        clients, members, preferences = self._t("cd_clients"), self._t("cd_members"), self._t("cd_preferences")
-        if isinstance(e, ClientRelationship.Started | ClientRelationship.Restarted):
-            if isinstance(e, ClientRelationship.Started):
-                self._remember(c, e.originator_id, e.partner_id, e.client_id)
-            partner_id, client_id = self._ids(c, e)
-            name = _clean(e.name)
-            c.execute(
-                f"INSERT INTO {clients} (partner_id, client_id, name, sort_key, search_key, status) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (partner_id, client_id) DO UPDATE SET "
-                "name = excluded.name, sort_key = excluded.sort_key, "
-                "search_key = excluded.search_key, status = excluded.status",
-                (partner_id, client_id, name, sort_key(name), fold(name), e.status),
-            )
-            self._unassign(c, partner_id, client_id)
-            self._move(c, partner_id, client_id, TAB_OF_STATUS.get(e.status, ""))
-        elif isinstance(e, ClientRelationship.Renamed):
-            partner_id, client_id = self._ids(c, e)
-            name = _clean(e.name)
-            c.execute(f"UPDATE {clients} SET name = ?, sort_key = ?, search_key = ? "
-                      "WHERE partner_id = ? AND client_id = ?",
-                      (name, sort_key(name), fold(name), partner_id, client_id))
-            c.execute(f"UPDATE {self._t('cd_assignments')} SET sort_key = ? WHERE partner_id = ? AND client_id = ?",
-                      (sort_key(name), partner_id, client_id))
-        elif isinstance(e, ClientRelationship.InvitationAccepted | ClientRelationship.VerificationCompleted):
-            self._status(c, e, Status.CONNECTED)
-        elif isinstance(e, ClientRelationship.VerificationFailed):
-            self._status(c, e, Status.VERIFICATION_FAILED)
-        elif isinstance(e, ClientRelationship.InvitationDeclined | ClientRelationship.Disconnected):
-            ended = Status.DECLINED if isinstance(e, ClientRelationship.InvitationDeclined) else Status.DISCONNECTED
-            partner_id, client_id = self._status(c, e, ended)
-            self._unassign(c, partner_id, client_id)
-        elif isinstance(e, ClientRelationship.AccountantAssigned):
-            self._assign(c, *self._ids(c, e), e.user_id)
-        elif isinstance(e, ClientRelationship.AccountantUnassigned):
-            self._unassign(c, *self._ids(c, e), e.user_id)
-        elif isinstance(e, ClientFigures.Created):
-            self._remember(c, e.originator_id, e.partner_id, e.client_id)
-            c.execute(f"INSERT INTO {clients} (partner_id, client_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                      (e.partner_id, e.client_id))
-        elif isinstance(e, ClientFigures.Updated):
-            partner_id, client_id = self._ids(c, e)
-            c.execute(
-                f"UPDATE {clients} SET wallet_amount = ?, wallet_currency = ?, missing_receipts = ?, "
-                "ready_to_export = ? WHERE partner_id = ? AND client_id = ?",
-                (e.wallet_amount, e.wallet_currency, e.missing_receipts, e.ready_to_export, partner_id, client_id),
-            )
-            c.execute(f"UPDATE {self._t('cd_assignments')} SET missing_receipts = ? "
-                      "WHERE partner_id = ? AND client_id = ?", (e.missing_receipts, partner_id, client_id))
-        elif isinstance(e, Member.Added | Member.Rejoined):
-            if isinstance(e, Member.Added):
-                self._remember(c, e.originator_id, e.partner_id, e.user_id)
-            partner_id, user_id = self._ids(c, e)
-            c.execute(
-                f"INSERT INTO {members} (partner_id, user_id, name, email, role, locale, active) "
-                "VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (partner_id, user_id) DO UPDATE SET "
-                "name = excluded.name, email = excluded.email, role = excluded.role, "
-                "locale = excluded.locale, active = 1",
-                (partner_id, user_id, _clean(e.name), _clean(e.email), e.role, _clean(e.locale)),
-            )
-        elif isinstance(e, Member.RoleChanged):
-            c.execute(f"UPDATE {members} SET role = ? WHERE partner_id = ? AND user_id = ?",
-                      (e.role, *self._ids(c, e)))
-        elif isinstance(e, Member.Removed):
-            # Their assignments were undone in the event store in the same transaction
-            # (AccountantUnassigned events, applied on their own), so only the member row changes.
-            c.execute(f"UPDATE {members} SET active = 0 WHERE partner_id = ? AND user_id = ?", self._ids(c, e))
-        elif isinstance(e, NotificationPreference.Created):
-            self._remember(c, e.originator_id, e.partner_id, e.client_id, e.user_id)
-        elif isinstance(e, NotificationPreference.Set):
-            partner_id, client_id, user_id = self._ids3(c, e)
-            c.execute(
-                f"INSERT INTO {preferences} (partner_id, client_id, user_id, email_enabled, frequency) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner_id, client_id, user_id) DO UPDATE SET "
-                "email_enabled = excluded.email_enabled, frequency = excluded.frequency",
-                (partner_id, client_id, user_id, int(e.email_enabled), e.frequency),
-            )
-
-    # Every change of a client's tab, and every assignment row added or removed, goes through
-    # the three methods below: they keep cd_counts equal to what COUNT(*) would say.
-
-    def _move(self, c: Cursor, partner_id: str, client_id: str, tab: str) -> None:
-        """Put the client (and its assignment rows) on `tab` ('' for none)."""
-        clients, assignments = self._t("cd_clients"), self._t("cd_assignments")
-        c.execute(f"SELECT tab FROM {clients} WHERE partner_id = ? AND client_id = ?", (partner_id, client_id))
-        old = c.fetchone()["tab"]
-        if old == tab:
-            return
-        c.execute(f"UPDATE {clients} SET tab = ? WHERE partner_id = ? AND client_id = ?", (tab, partner_id, client_id))
-        self._bump(c, partner_id, "", old, -1)
-        self._bump(c, partner_id, "", tab, +1)
-        c.execute(f"SELECT user_id FROM {assignments} WHERE partner_id = ? AND client_id = ?",
-                  (partner_id, client_id))
-        for row in c.fetchall():
-            self._bump(c, partner_id, row["user_id"], old, -1)
-            self._bump(c, partner_id, row["user_id"], tab, +1)
-        c.execute(f"UPDATE {assignments} SET tab = ? WHERE partner_id = ? AND client_id = ?",
-                  (tab, partner_id, client_id))
-
-    def _assign(self, c: Cursor, partner_id: str, client_id: str, user_id: str) -> None:
-        assignments = self._t("cd_assignments")
-        c.execute(f"SELECT 1 AS yes FROM {assignments} WHERE partner_id = ? AND user_id = ? AND client_id = ?",
-                  (partner_id, user_id, client_id))
-        if c.fetchone() is not None:
-            return
-        c.execute(f"SELECT tab, sort_key, missing_receipts FROM {self._t('cd_clients')} "
-                  "WHERE partner_id = ? AND client_id = ?", (partner_id, client_id))
-        client = c.fetchone()
-        c.execute(f"INSERT INTO {assignments} (partner_id, user_id, client_id, tab, sort_key, missing_receipts) "
-                  "VALUES (?, ?, ?, ?, ?, ?)",
-                  (partner_id, user_id, client_id, client["tab"], client["sort_key"], client["missing_receipts"]))
-        self._bump(c, partner_id, user_id, client["tab"], +1)
-
-    def _unassign(self, c: Cursor, partner_id: str, client_id: str, user_id: str | None = None) -> None:
-        """Remove one user's assignment row of the client, or (user_id None) all of them."""
-        assignments = self._t("cd_assignments")
-        where, params = "partner_id = ? AND client_id = ?", [partner_id, client_id]
-        if user_id is not None:
-            where, params = where + " AND user_id = ?", [*params, user_id]
-        c.execute(f"SELECT user_id, tab FROM {assignments} WHERE {where}", params)
-        for row in c.fetchall():
-            self._bump(c, partner_id, row["user_id"], row["tab"], -1)
-        c.execute(f"DELETE FROM {assignments} WHERE {where}", params)
-
-    def _bump(self, c: Cursor, partner_id: str, scope: str, tab: str, delta: int) -> None:
-        """Add delta to the count of a tab, firm-wide (scope '') or of one user's assignments."""
-        if not tab:
-            return
-        counts = self._t("cd_counts")
-        c.execute(f"INSERT INTO {counts} (partner_id, scope, tab, n) VALUES (?, ?, ?, ?) "
-                  f"ON CONFLICT (partner_id, scope, tab) DO UPDATE SET n = {counts}.n + excluded.n",
-                  (partner_id, scope, tab, delta))
-
-    def _remember(self, c: Cursor, originator_id: Any, partner_id: str, natural_id: str, second_id: str = "") -> None:
-        c.execute(
-            f"INSERT INTO {self._t('cd_keys')} (originator_id, partner_id, natural_id, second_id) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (str(originator_id), partner_id, natural_id, second_id),
-        )
-
-    def _ids3(self, c: Cursor, e: Any) -> tuple[str, str, str]:
-        c.execute(f"SELECT partner_id, natural_id, second_id FROM {self._t('cd_keys')} WHERE originator_id = ?",
-                  (str(e.originator_id),))
-        row = c.fetchone()
-        assert row is not None, f"no keys recorded for aggregate {e.originator_id}"
-        return row["partner_id"], row["natural_id"], row["second_id"]
-
-    def _ids(self, c: Cursor, e: Any) -> tuple[str, str]:
-        partner_id, natural_id, _ = self._ids3(c, e)
-        return partner_id, natural_id
-
-    def _status(self, c: Cursor, e: Any, status: Status) -> tuple[str, str]:
-        partner_id, client_id = self._ids(c, e)
-        c.execute(f"UPDATE {self._t('cd_clients')} SET status = ? WHERE partner_id = ? AND client_id = ?",
-                  (status.value, partner_id, client_id))
-        self._move(c, partner_id, client_id, TAB_OF_STATUS.get(status.value, ""))
-        return partner_id, client_id
+        with paused_gc():
+            events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications if n.topic in TOPICS]
+            batch = ClientsBatch(self.prefix, self.read_model.kind, events_table(self.app), events)
+            try:
+                self.read_model.write(batch.run, Tracking(self.name, last_id))
+            except IntegrityError:
+                # Another instance on the same database recorded this position first; the rows
+                # it wrote are the same. The caller re-reads the position and goes on from there.
+                if self.position() < last_id:
+                    raise
 
 
 # --- queries ------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ kill, so running the command again resumes where it stopped. Nothing is publishe
 
 from __future__ import annotations
 
-import re
 import time
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -17,6 +16,7 @@ from services.client_directory.config import Settings
 from services.client_directory.projections.clients import (
     TABLES,
     ClientsProjection,
+    index_name,
     schema,
     tracking_table,
 )
@@ -29,7 +29,7 @@ def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *,
                        show_progress: bool = True, stop_after: int | None = None,
                        batch_size: int = 2000) -> int:
     """Returns how many notifications the fresh tables were built from."""
-    fresh = ClientsProjection(directory, read_model, prefix=PREFIX)
+    fresh = ClientsProjection(directory, read_model, prefix=PREFIX, query_indexes=False)
     head = directory.recorder.max_notification_id() or 0
     done = fresh.position()
     started = time.monotonic()
@@ -62,10 +62,12 @@ def switch_over(read_model: ReadModel, fresh_tracking: str, position: int) -> No
         for table in TABLES:
             c.execute(f"DROP TABLE IF EXISTS {table}")
             c.execute(f"ALTER TABLE {PREFIX}{table} RENAME TO {table}")
+        # Indexes keep their names when their table is renamed: drop the fresh tables' (those
+        # the projection used), and build every index of the live tables afresh.
         for statement in schema(PREFIX, read_model.kind):
-            match = re.match(r"CREATE INDEX IF NOT EXISTS (\w+)", statement)
-            if match:
-                c.execute(f"DROP INDEX IF EXISTS {match.group(1)}")
+            name = index_name(statement)
+            if name:
+                c.execute(f"DROP INDEX IF EXISTS {name}")
         for statement in schema("", read_model.kind):
             c.execute(statement)
         c.execute(f"DELETE FROM {tracking} WHERE application_name = ?", (fresh_tracking,))

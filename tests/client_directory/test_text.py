@@ -1,5 +1,5 @@
-"""fold() strips combining marks with a translate table (text.py): the same result as testing
-every character, for any text."""
+"""fold() works word by word with a translate table, sort keys format numbers word by word
+(text.py): the same results as the plain definitions, for any text."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.client_directory.projections.text import _LAST_COMBINING, _LIGATURES, fold, name_keys, sort_key
+from services.client_directory.projections.text import (
+    _DIGITS,
+    _LAST_COMBINING,
+    _LIGATURES,
+    _number,
+    fold,
+    name_keys,
+    sort_key,
+)
 
 
 def fold_char_by_char(text: str) -> str:
@@ -18,15 +26,21 @@ def fold_char_by_char(text: str) -> str:
     return " ".join(stripped.casefold().split())
 
 
+def sort_key_by_pattern(name: str) -> str:
+    original = unicodedata.normalize("NFC", name)
+    primary = _DIGITS.sub(_number, fold_char_by_char(name))
+    return f"{primary}\x01{original.casefold()}\x01{original}"
+
+
 def test_no_combining_mark_lies_beyond_the_table() -> None:
     assert not [cp for cp in range(_LAST_COMBINING + 1, sys.maxunicode + 1) if unicodedata.combining(chr(cp))]
 
 
 @settings(max_examples=300)
-@given(st.text() | st.text(st.sampled_from("aeEÉéèœŒßİıǰ\u0301\u0327 \t2Ø\u1e9e\ufb01")))
+@given(st.text() | st.text(st.sampled_from("aeEÉéèœŒßİıǰ\u0301\u0327 \t2Ø\u1e9e\ufb01٣0019-")))
 def test_fold_is_the_char_by_char_definition(text: str) -> None:
     assert fold(text) == fold_char_by_char(text)
-    assert name_keys(text) == (sort_key(text), fold(text))
+    assert name_keys(text) == (sort_key(text), fold(text)) == (sort_key_by_pattern(text), fold(text))
 
 
 def test_fold_of_every_character_that_folding_changes_in_and_around_words() -> None:
@@ -37,6 +51,7 @@ def test_fold_of_every_character_that_folding_changes_in_and_around_words() -> N
     for start in range(0, len(changed), 256):
         text = " ".join(f"a{ch}b {ch} {ch}{ch}Z é{ch}" for ch in changed[start:start + 256])
         assert fold(text) == fold_char_by_char(text), text
+        assert sort_key(text) == sort_key_by_pattern(text), text
 
 
 def test_folds_of_names() -> None:

@@ -250,34 +250,32 @@ class ClientsBatch:
             c.execute(statement, [json.dumps(chunk) if self.kind == "sqlite" else chunk])
             yield from c.fetchall()
 
-    def _select_in(self, c: Cursor, table: str, columns: Sequence[str], key_columns: Sequence[str],
-                   keys: Sequence[Sequence[str]], index: str = "") -> Iterator[Any]:
-        """Rows of `table` whose key columns equal one of `keys` (distinct), CHUNK keys a query.
+    def _select_in(self, c: Cursor, table: str, columns: Sequence[str], key_columns: tuple[str, str],
+                   keys: Sequence[tuple[str, str]], index: str = "") -> Iterator[Any]:
+        """Rows of `table` whose two key columns equal one of `keys` (distinct), CHUNK keys a
+        query.
 
-        The keys go as one parameter per column (a JSON array on SQLite, text[] arrays on
-        PostgreSQL), so the statement's text is the same whatever the number of keys: it stays
-        prepared. A join from the keys makes both stores look each key up in an index;
-        `index` names it for SQLite, whose planner without statistics preferred a covering
-        index on the first column only (a whole firm's rows read for each key).
+        The keys go as one JSON array of pairs on SQLite, two text[] arrays on PostgreSQL: the
+        statement's text is the same whatever the number of keys, so it stays prepared. A join
+        from the keys makes both stores look each key up in an index; `index` names it for
+        SQLite, whose planner without statistics preferred a covering index on the first column
+        only (a whole firm's rows read for each key).
         """
-        t, n = self._t(table), len(key_columns)
+        t, (first, second) = self._t(table), key_columns
+        selected = ", ".join(f"{t}.{column}" for column in columns)
         if self.kind == "sqlite":
-            source = "json_each(?) AS k"
-            picked = ["k.value"] if n == 1 else [f"k.value ->> {i}" for i in range(n)]
             hint = f" INDEXED BY {self._t(index)}" if index else ""
+            statement = (f"SELECT {selected} FROM json_each(?) AS k JOIN {t}{hint} "
+                         f"ON {t}.{first} = k.value ->> 0 AND {t}.{second} = k.value ->> 1")
         else:
-            source = f"unnest({', '.join('?::text[]' for _ in range(n))}) AS k({', '.join(f'k{i}' for i in range(n))})"
-            picked = [f"k.k{i}" for i in range(n)]
-            hint = ""
-        on = " AND ".join(f"{t}.{column} = {value}" for column, value in zip(key_columns, picked, strict=True))
-        statement = f"SELECT {', '.join(f'{t}.{column}' for column in columns)} FROM {source} JOIN {t}{hint} ON {on}"
+            statement = (f"SELECT {selected} FROM unnest(?::text[], ?::text[]) AS k(k0, k1) JOIN {t} "
+                         f"ON {t}.{first} = k.k0 AND {t}.{second} = k.k1")
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start:start + CHUNK]
             if self.kind == "sqlite":
-                params: list[Any] = [json.dumps([key[0] for key in chunk] if n == 1 else chunk)]
+                c.execute(statement, [json.dumps(chunk)])
             else:
-                params = [[key[i] for key in chunk] for i in range(n)]
-            c.execute(statement, params)
+                c.execute(statement, [[key[0] for key in chunk], [key[1] for key in chunk]])
             yield from c.fetchall()
 
     # --- 2. apply -----------------------------------------------------------------------------

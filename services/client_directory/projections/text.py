@@ -80,11 +80,22 @@ def sort_key(name: str) -> str:
     return name_keys(name)[0]
 
 
+def _numbers_by_value(word: str) -> str:
+    """A folded word with its numbers as `_number` writes them (a word at a time: a run of
+    digits never spans a space), without a pattern for the words that need none."""
+    if word.isalpha():
+        return word
+    if word.isdigit() and word.isascii():
+        digits = word.lstrip("0") or "0"
+        return f"{len(digits):03d}{digits}"
+    return _DIGITS.sub(_number, word)
+
+
 def name_keys(name: str) -> tuple[str, str]:
     """`(sort_key(name), fold(name))`, folding once: what the read model keeps of a name."""
     folded = fold(name)
-    original = unicodedata.normalize("NFC", name)
-    primary = _DIGITS.sub(_number, folded)
+    original = name if name.isascii() else unicodedata.normalize("NFC", name)
+    primary = " ".join(map(_numbers_by_value, folded.split(" ")))
     return f"{primary}\x01{original.casefold()}\x01{original}", folded
 
 

@@ -105,13 +105,19 @@ class ClientRow:
     accountants: set[str] = field(default_factory=set)
     # As stored before this batch (None: no row yet), to write only what changed.
     stored: tuple[Any, ...] | None = None
+    stored_copied: tuple[str, str, int] | None = None
     stored_accountants: frozenset[str] = frozenset()
 
     COLUMNS = ("name", "sort_key", "search_key", "status", "tab", "missing_receipts", "ready_to_export",
                "wallet_amount", "wallet_currency")
 
     def mark_stored(self) -> None:
-        self.stored, self.stored_accountants = self.row(), frozenset(self.accountants)
+        self.stored, self.stored_copied = self.row(), self.copied()
+        self.stored_accountants = frozenset(self.accountants)
+
+    @property
+    def stored_tab(self) -> str:
+        return self.stored_copied[0] if self.stored_copied is not None else ""
 
     def row(self) -> tuple[Any, ...]:
         return (self.name, self.sort_key, self.search_key, self.status, self.tab, self.missing_receipts,
@@ -120,12 +126,6 @@ class ClientRow:
     def copied(self) -> tuple[str, str, int]:
         """What each assignment row copies from the client."""
         return self.tab, self.sort_key, self.missing_receipts
-
-    def stored_copied(self) -> tuple[str, str, int] | None:
-        if self.stored is None:
-            return None
-        stored = dict(zip(self.COLUMNS, self.stored, strict=True))
-        return stored["tab"], stored["sort_key"], stored["missing_receipts"]
 
 
 @dataclass(slots=True)
@@ -158,16 +158,15 @@ class ClientsBatch:
         self.events_table = events_table
         self.events = [e for _, e in events]
         self.notification_ids = [i for i, _ in events]
-        # Natural keys of the batch's aggregates, by the int of their originator id (UUID's own
-        # hash is Python code), and those of aggregates created in this batch, to record by
-        # the notification id of their first event.
-        self.keys: dict[int, NaturalKeys] = {}
+        # The key of the row each of the batch's aggregates changes, by the int of its
+        # originator id (UUID's own hash is Python code); and the natural keys of the aggregates
+        # created in this batch, to record by the notification id of their first event.
+        self.keys: dict[int, tuple[str, ...]] = {}
         self.new_keys: dict[int, NaturalKeys] = {}
         # None: no such row (events of a client without a row change nothing).
         self.clients: dict[ClientKey, ClientRow | None] = {}
         self.members: dict[MemberKey, MemberRow | None] = {}
         self.preferences: dict[PreferenceKey, tuple[int, str]] = {}
-        self.counts: defaultdict[CountKey, int] = defaultdict(int)
 
     def _t(self, table: str) -> str:
         return f"{self.prefix}{table}"
@@ -185,24 +184,25 @@ class ClientsBatch:
         keys = self.keys
         client_keys: set[ClientKey] = set()
         member_keys: set[MemberKey] = set()
-        wanted = {"client": client_keys, "member": member_keys}
-        unknown: dict[int, tuple[uuid.UUID, str]] = {}  # aggregates created in earlier batches
+        wanted: dict[str, set[Any]] = {"client": client_keys, "member": member_keys}
+        unknown: dict[int, tuple[uuid.UUID, Route]] = {}  # aggregates created in earlier batches
         for notification_id, e in zip(self.notification_ids, self.events, strict=True):
             oid = e.originator_id
             if oid.int in keys:
                 continue
             route = ROUTES[type(e)]
             if route.created is None:
-                unknown[oid.int] = (oid, route.rows)
+                unknown[oid.int] = (oid, route)
                 continue
-            found = keys[oid.int] = self.new_keys[notification_id] = route.created(e)
+            natural = self.new_keys[notification_id] = route.created(e)
+            key = keys[oid.int] = natural[:route.width]
             if route.rows in wanted:
-                wanted[route.rows].add(found[:2])
+                wanted[route.rows].add(key)
         for row in self._select_keys(c, [oid for oid, _ in unknown.values()]):
-            oid, rows = unknown.pop(uuid.UUID(str(row["originator_id"])).int)
-            found = keys[oid.int] = (row["partner_id"], row["natural_id"], row["second_id"])
-            if rows in wanted:
-                wanted[rows].add(found[:2])
+            oid, route = unknown.pop(uuid.UUID(str(row["originator_id"])).int)
+            key = keys[oid.int] = (row["partner_id"], row["natural_id"], row["second_id"])[:route.width]
+            if route.rows in wanted:
+                wanted[route.rows].add(key)
         if unknown:
             raise LookupError(f"no keys recorded for aggregates {sorted(str(oid) for oid, _ in unknown.values())}")
         self._load_clients(c, client_keys)
@@ -286,7 +286,7 @@ class ClientsBatch:
         for e in self.events:
             route = ROUTES[type(e)]
             if route.handler is not None:
-                route.handler(self, e, keys[e.originator_id.int][:route.width])
+                route.handler(self, e, keys[e.originator_id.int])
 
     def started(self, e: ClientRelationship.Started | ClientRelationship.Restarted, key: ClientKey) -> None:
         client = self.clients[key]
@@ -295,9 +295,8 @@ class ClientsBatch:
         client.name = clean(e.name)
         client.sort_key, client.search_key = name_keys(client.name)
         client.status = e.status
-        if client.accountants:  # a restart
-            self._unassign_everyone(key, client)
-        self._move(key, client, TAB_OF_STATUS.get(e.status, ""))
+        client.tab = TAB_OF_STATUS.get(e.status, "")
+        client.accountants.clear()  # a restart starts without them
 
     def renamed(self, e: ClientRelationship.Renamed, key: ClientKey) -> None:
         client = self.clients[key]
@@ -316,20 +315,17 @@ class ClientsBatch:
         declined = isinstance(e, ClientRelationship.InvitationDeclined)
         client = self._status(key, Status.DECLINED if declined else Status.DISCONNECTED)
         if client is not None:
-            self._unassign_everyone(key, client)
+            client.accountants.clear()
 
     def assigned(self, e: ClientRelationship.AccountantAssigned, key: ClientKey) -> None:
         client = self.clients[key]
-        # A relationship's events all come after its Started, which makes the row.
-        if client is not None and e.user_id not in client.accountants:
+        if client is not None:  # a relationship's events all come after its Started, which makes the row
             client.accountants.add(e.user_id)
-            self._bump(key[0], e.user_id, client.tab, +1)
 
     def unassigned(self, e: ClientRelationship.AccountantUnassigned, key: ClientKey) -> None:
         client = self.clients[key]
-        if client is not None and e.user_id in client.accountants:
+        if client is not None:
             client.accountants.discard(e.user_id)
-            self._bump(key[0], e.user_id, client.tab, -1)
 
     def figures_created(self, e: ClientFigures.Created, key: ClientKey) -> None:
         # Figures may come before the relationship: a row on no tab holds them meanwhile.
@@ -366,35 +362,12 @@ class ClientsBatch:
         self.preferences[key] = (int(e.email_enabled), e.frequency)
 
     def _status(self, key: ClientKey, status: Status) -> ClientRow | None:
+        """Set the status, and so the tab (the assignment rows follow: see ClientRow)."""
         client = self.clients[key]
         if client is not None:
             client.status = status.value
-            self._move(key, client, TAB_OF_STATUS.get(status.value, ""))
+            client.tab = TAB_OF_STATUS.get(status.value, "")
         return client
-
-    # Every change of a client's tab, and every assignment added or removed, goes through
-    # `_move`, `assigned`, `unassigned` or `_unassign_everyone`: they keep the counts equal to
-    # what COUNT(*) would say.
-
-    def _move(self, key: ClientKey, client: ClientRow, tab: str) -> None:
-        """Put the client (and its assignment rows) on `tab` ('' for none)."""
-        old = client.tab
-        if old == tab:
-            return
-        for scope in ("", *client.accountants):
-            self._bump(key[0], scope, old, -1)
-            self._bump(key[0], scope, tab, +1)
-        client.tab = tab
-
-    def _unassign_everyone(self, key: ClientKey, client: ClientRow) -> None:
-        for user_id in client.accountants:
-            self._bump(key[0], user_id, client.tab, -1)
-        client.accountants.clear()
-
-    def _bump(self, partner_id: str, scope: str, tab: str, delta: int) -> None:
-        """Add delta to the count of a tab, firm-wide (scope '') or of one user's assignments."""
-        if tab:
-            self.counts[partner_id, scope, tab] += delta
 
     # --- 3. write -----------------------------------------------------------------------------
 
@@ -406,8 +379,7 @@ class ClientsBatch:
                 f"INSERT INTO {self._t('cd_keys')} (notification_id, partner_id, natural_id, second_id) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [(notification_id, *keys) for notification_id, keys in self.new_keys.items()])
-        self._write_clients(c)
-        bumps = [(*key, n) for key, n in sorted(self.counts.items()) if n]
+        bumps = [(*key, n) for key, n in sorted(self._write_clients(c).items()) if n]
         if bumps:
             counts = self._t("cd_counts")
             c.executemany(f"INSERT INTO {counts} (partner_id, scope, tab, n) VALUES (?, ?, ?, ?) "
@@ -421,23 +393,34 @@ class ClientsBatch:
             self._upsert(c, "cd_preferences", ("partner_id", "client_id", "user_id"), ("email_enabled", "frequency"),
                          [(*key, *value) for key, value in self.preferences.items()])
 
-    def _write_clients(self, c: BatchCursor) -> None:
+    def _write_clients(self, c: BatchCursor) -> defaultdict[CountKey, int]:
         """The client rows that changed, and the assignment rows: removed, added, or updated
-        when the client's tab, sort key or missing receipts changed."""
+        when the client's tab, sort key or missing receipts changed. Returns how the counts
+        of tabs change: each changed client and assignment leaves the count of its stored tab
+        and joins that of its new one, so the counts stay what COUNT(*) would say."""
         rows, removed, added, copied = [], [], [], []
+        counts: defaultdict[CountKey, int] = defaultdict(int)
         for key, client in self.clients.items():
             if client is None:
                 continue
             row = client.row()
-            if row != client.stored:
-                rows.append((*key, *row))
-            if not (client.accountants or client.stored_accountants):
+            if row == client.stored and client.accountants == client.stored_accountants:
                 continue
             partner_id, client_id = key
+            if row != client.stored:
+                rows.append((partner_id, client_id, *row))
+            stored_tab = client.stored_tab
+            if stored_tab != client.tab or client.accountants != client.stored_accountants:
+                for scope in ("", *client.stored_accountants) if stored_tab else ():
+                    counts[partner_id, scope, stored_tab] -= 1
+                for scope in ("", *client.accountants) if client.tab else ():
+                    counts[partner_id, scope, client.tab] += 1
+            if not (client.accountants or client.stored_accountants):
+                continue
             removed += [(partner_id, user, client_id) for user in client.stored_accountants - client.accountants]
             added += [(partner_id, user, client_id, *client.copied())
                       for user in client.accountants - client.stored_accountants]
-            if client.stored_accountants & client.accountants and client.copied() != client.stored_copied():
+            if client.stored_accountants & client.accountants and client.copied() != client.stored_copied:
                 copied.append((*client.copied(), partner_id, client_id))
         if rows:
             self._upsert(c, "cd_clients", ("partner_id", "client_id"), ClientRow.COLUMNS, rows)
@@ -451,6 +434,7 @@ class ClientsBatch:
         if added:
             c.executemany(f"INSERT INTO {assignments} (partner_id, user_id, client_id, tab, sort_key, "
                           "missing_receipts) VALUES (?, ?, ?, ?, ?, ?)", added)
+        return counts
 
     def _upsert(self, c: BatchCursor, table: str, key: Sequence[str], columns: Sequence[str],
                 rows: list[tuple[Any, ...]]) -> None:

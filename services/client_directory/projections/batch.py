@@ -45,6 +45,9 @@ TAB_OF_STATUS = {
     Status.VERIFICATION_FAILED.value: "onboarding",
     Status.CONNECTED.value: "connected",
 }
+# The statuses as stored (an enum member's `.value` is a property: slow in a loop).
+CONNECTED, VERIFICATION_FAILED = Status.CONNECTED.value, Status.VERIFICATION_FAILED.value
+DECLINED, DISCONNECTED = Status.DECLINED.value, Status.DISCONNECTED.value
 
 # Keys per query: well under SQLite's and PostgreSQL's parameter limits, and few queries.
 CHUNK = 1000
@@ -211,21 +214,22 @@ class ClientsBatch:
     def _load_clients(self, c: Cursor, keys: set[ClientKey]) -> None:
         found: dict[ClientKey, ClientRow] = {}
         for row in self._select_in(c, "cd_clients", ("partner_id", "client_id", *ClientRow.COLUMNS),
-                                   ("partner_id", "client_id"), sorted(keys)):
+                                   ("partner_id", "client_id"), list(keys)):
             found[row["partner_id"], row["client_id"]] = ClientRow(*(row[column] for column in ClientRow.COLUMNS))
         # Only a client with a row can have assignment rows (assigning copies the client's).
         for row in self._select_in(c, "cd_assignments", ("partner_id", "client_id", "user_id"),
-                                   ("partner_id", "client_id"), sorted(found),
+                                   ("partner_id", "client_id"), list(found),
                                    index="cd_assignments_client"):
             found[row["partner_id"], row["client_id"]].accountants.add(row["user_id"])
         for client in found.values():
             client.mark_stored()
-        self.clients = {key: found.get(key) for key in keys}
+        self.clients = dict.fromkeys(keys)
+        self.clients.update(found)
 
     def _load_members(self, c: Cursor, keys: set[MemberKey]) -> None:
         self.members = dict.fromkeys(keys)
         for row in self._select_in(c, "cd_members", ("partner_id", "user_id", *MemberRow.COLUMNS),
-                                   ("partner_id", "user_id"), sorted(keys)):
+                                   ("partner_id", "user_id"), list(keys)):
             member = MemberRow(*(row[column] for column in MemberRow.COLUMNS))
             member.stored = member.row()
             self.members[row["partner_id"], row["user_id"]] = member
@@ -305,15 +309,15 @@ class ClientsBatch:
             client.sort_key, client.search_key = name_keys(client.name)
 
     def connected(self, e: Any, key: ClientKey) -> None:
-        self._status(key, Status.CONNECTED)
+        self._status(key, CONNECTED)
 
     def verification_failed(self, e: ClientRelationship.VerificationFailed, key: ClientKey) -> None:
-        self._status(key, Status.VERIFICATION_FAILED)
+        self._status(key, VERIFICATION_FAILED)
 
     def ended(self, e: ClientRelationship.InvitationDeclined | ClientRelationship.Disconnected,
               key: ClientKey) -> None:
         declined = isinstance(e, ClientRelationship.InvitationDeclined)
-        client = self._status(key, Status.DECLINED if declined else Status.DISCONNECTED)
+        client = self._status(key, DECLINED if declined else DISCONNECTED)
         if client is not None:
             client.accountants.clear()
 
@@ -361,12 +365,12 @@ class ClientsBatch:
     def preference_set(self, e: NotificationPreference.Set, key: PreferenceKey) -> None:
         self.preferences[key] = (int(e.email_enabled), e.frequency)
 
-    def _status(self, key: ClientKey, status: Status) -> ClientRow | None:
+    def _status(self, key: ClientKey, status: str) -> ClientRow | None:
         """Set the status, and so the tab (the assignment rows follow: see ClientRow)."""
         client = self.clients[key]
         if client is not None:
-            client.status = status.value
-            client.tab = TAB_OF_STATUS.get(status.value, "")
+            client.status = status
+            client.tab = TAB_OF_STATUS.get(status, "")
         return client
 
     # --- 3. write -----------------------------------------------------------------------------

@@ -159,16 +159,19 @@ class ClientsProjection(LogFollower):
         return self.read_model.tracked(self.name) or 0
 
     def process(self, notifications: Sequence[Notification], last_id: int) -> None:
-        with paused_gc():
-            events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications if n.topic in TOPICS]
-            batch = ClientsBatch(self.prefix, self.read_model.kind, events_table(self.app), events)
-            try:
-                self.read_model.write(batch.run, Tracking(self.name, last_id))
-            except IntegrityError:
-                # Another instance on the same database recorded this position first; the rows
-                # it wrote are the same. The caller re-reads the position and goes on from there.
-                if self.position() < last_id:
-                    raise
+        with paused_gc():  # the batch is freed (in _process) before the collector is back
+            self._process(notifications, last_id)
+
+    def _process(self, notifications: Sequence[Notification], last_id: int) -> None:
+        events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications if n.topic in TOPICS]
+        batch = ClientsBatch(self.prefix, self.read_model.kind, events_table(self.app), events)
+        try:
+            self.read_model.write(batch.run, Tracking(self.name, last_id))
+        except IntegrityError:
+            # Another instance on the same database recorded this position first; the rows
+            # it wrote are the same. The caller re-reads the position and goes on from there.
+            if self.position() < last_id:
+                raise
 
 
 # --- queries ------------------------------------------------------------------------------------

@@ -125,6 +125,39 @@ def test_many_events_of_one_client_in_a_batch_give_the_rows_of_one_event_per_bat
     assert {r["sort_key"] for r in assigned if r["client_id"] == "c1"} == {clients["c1"]["sort_key"]}
 
 
+def test_a_relationship_starting_in_a_batch_keeps_the_figures_of_earlier_batches(any_directory: Directory) -> None:
+    """A client's row is not read when its relationship starts in the batch: the figures of an
+    earlier batch stay in the row, and an assignment made in the same batch copies them. When
+    figures come first in the batch, the row is read as usual."""
+    f = s.firm()
+    any_directory.send(s.member_added(f, "u1", "Chloé"), s.metrics(f, "c1", 6, amount="12.50", ready=2),
+                       s.metrics(f, "c2", 1, as_of="2026-01-01T10:00:00+00:00"))
+    first = any_directory.app.recorder.max_notification_id() or 0
+    any_directory.send(s.onboarding(f, "c1", "Zeta"), s.assigned(f, "c1", "u1"), s.renamed(f, "c1", "Alpha"))
+    # Figures first in the batch, then the relationship starts: the row is read all the same.
+    any_directory.send(s.metrics(f, "c2", 9, as_of="2026-01-02T10:00:00+00:00"), s.invited(f, "c2", "Beta"),
+                       s.assigned(f, "c2", "u1"))
+    last = any_directory.app.recorder.max_notification_id() or 0
+    marks = iter([first, last - first, 1])
+    two = ClientsProjection(any_directory.app, any_directory.read_model, prefix="two_")
+    project(two, marks)  # the figures, then everything else: two batches
+    assert two.position() == last
+    one = ClientsProjection(any_directory.app, any_directory.read_model, prefix="one_")
+    project(one, iter(lambda: 1, 0))
+    assert tables(any_directory, "two_", [f]) == tables(any_directory, "one_", [f])
+    clients = any_directory.read_model.query(
+        "SELECT name, tab, missing_receipts, ready_to_export, wallet_amount FROM two_cd_clients WHERE partner_id = ? "
+        "ORDER BY client_id", (f,))
+    assert clients == [
+        {"name": "Alpha", "tab": "onboarding", "missing_receipts": 6, "ready_to_export": 2, "wallet_amount": "12.50"},
+        {"name": "Beta", "tab": "invitations", "missing_receipts": 9, "ready_to_export": 0, "wallet_amount": "100.00"}]
+    assigned = any_directory.read_model.query(
+        "SELECT client_id, user_id, tab, missing_receipts FROM two_cd_assignments WHERE partner_id = ? "
+        "ORDER BY client_id", (f,))
+    assert assigned == [{"client_id": "c1", "user_id": "u1", "tab": "onboarding", "missing_receipts": 6},
+                        {"client_id": "c2", "user_id": "u1", "tab": "invitations", "missing_receipts": 9}]
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(ops=history(), seed=st.integers(0, 2**32 - 1), duplicates=st.integers(0, 3))
 def test_any_history_gives_the_same_rows_whatever_the_batches(

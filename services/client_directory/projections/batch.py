@@ -6,9 +6,10 @@ on PostgreSQL). Instead, for each batch:
 1. `ClientsBatch.load` reads, in one query per table (per chunk of keys), everything the
    batch's events need: the natural keys of their aggregates, and the rows of the clients
    and members they touch (with each client's assigned users);
-2. `apply` folds the events, in order, into those rows in memory, adding up how the tab
-   counts change;
-3. `write` writes only the rows that changed, one executemany per kind of statement.
+2. `apply` folds the events, in order, into those rows in memory;
+3. `write` writes only the rows that changed, one executemany per kind of statement, and
+   moves the tab counts by the difference between each changed row's stored tab and its new
+   one.
 
 The rules of each event are those of the read model (see clients.py): what matters here is
 that a batch gives the same rows as the same events applied one by one.
@@ -95,6 +96,10 @@ class ClientRow:
 
     Each user's cd_assignments row is a copy of the client's tab, sort key and missing
     receipts (every write below keeps it so): the set of users is all that is kept of them.
+
+    A client whose relationship starts in the batch is not read first: a row can only hold its
+    figures then (figures may come first), and those stay unknown (`figures_known`) until the
+    batch brings some. Its row is written without them, and assignment rows copy them from it.
     """
 
     name: str = ""
@@ -107,6 +112,7 @@ class ClientRow:
     wallet_amount: str | None = None
     wallet_currency: str | None = None
     accountants: set[str] = field(default_factory=set)
+    figures_known: bool = True
     # As stored before this batch (None: no row yet), to write only what changed.
     stored: tuple[Any, ...] | None = None
     stored_copied: tuple[str, str, int] | None = None
@@ -114,6 +120,7 @@ class ClientRow:
 
     COLUMNS = ("name", "sort_key", "search_key", "status", "tab", "missing_receipts", "ready_to_export",
                "wallet_amount", "wallet_currency")
+    RELATIONSHIP_COLUMNS = COLUMNS[:5]  # the rest are the figures
 
     def mark_stored(self) -> None:
         self.stored, self.stored_copied = self.row(), self.copied()
@@ -169,6 +176,9 @@ class ClientsBatch:
         self.new_keys: dict[int, NaturalKeys] = {}
         # None: no such row (events of a client without a row change nothing).
         self.clients: dict[ClientKey, ClientRow | None] = {}
+        # Clients whose relationship starts in this batch, before any other event of theirs
+        # here (see ClientRow), with the position of that event.
+        self.fresh: dict[ClientKey, int] = {}
         self.members: dict[MemberKey, MemberRow | None] = {}
         self.preferences: dict[PreferenceKey, tuple[int, str]] = {}
 
@@ -185,31 +195,38 @@ class ClientsBatch:
 
     def load(self, c: Cursor) -> None:
         """Read what the events need, in one query per table and chunk."""
-        keys = self.keys
+        keys, fresh = self.keys, self.fresh
         client_keys: set[ClientKey] = set()
         member_keys: set[MemberKey] = set()
         wanted: dict[str, set[Any]] = {"client": client_keys, "member": member_keys}
-        unknown: dict[int, tuple[uuid.UUID, Route]] = {}  # aggregates created in earlier batches
-        for notification_id, e in zip(self.notification_ids, self.events, strict=True):
+        # Aggregates created in earlier batches, with the position of their first event here.
+        unknown: dict[int, tuple[uuid.UUID, Route, int]] = {}
+        for position, (notification_id, e) in enumerate(zip(self.notification_ids, self.events, strict=True)):
             oid = e.originator_id
-            if oid.int in keys:
+            if oid.int in keys or oid.int in unknown:
                 continue
             route = ROUTES[type(e)]
             if route.created is None:
-                unknown[oid.int] = (oid, route)
+                unknown[oid.int] = (oid, route, position)
                 continue
             natural = self.new_keys[notification_id] = route.created(e)
-            key = keys[oid.int] = natural[:route.width]
-            if route.rows in wanted:
+            key: Any = natural[:route.width]
+            keys[oid.int] = key
+            if type(e) is ClientRelationship.Started and key not in client_keys:
+                fresh[key] = position
+            elif route.rows in wanted and key not in fresh:
                 wanted[route.rows].add(key)
-        for row in self._select_keys(c, [oid for oid, _ in unknown.values()]):
-            oid, route = unknown.pop(uuid.UUID(str(row["originator_id"])).int)
+        for row in self._select_keys(c, [oid for oid, _, _ in unknown.values()]):
+            oid, route, position = unknown.pop(uuid.UUID(str(row["originator_id"])).int)
             key = keys[oid.int] = (row["partner_id"], row["natural_id"], row["second_id"])[:route.width]
-            if route.rows in wanted:
+            if key in fresh and position < fresh[key]:
+                del fresh[key]  # its figures came before: the client's row must be read
+            if route.rows in wanted and key not in fresh:
                 wanted[route.rows].add(key)
         if unknown:
-            raise LookupError(f"no keys recorded for aggregates {sorted(str(oid) for oid, _ in unknown.values())}")
+            raise LookupError(f"no keys recorded for aggregates {sorted(str(oid) for oid, _, _ in unknown.values())}")
         self._load_clients(c, client_keys)
+        self.clients.update(dict.fromkeys(fresh))
         self._load_members(c, member_keys)
 
     def _load_clients(self, c: Cursor, keys: set[ClientKey]) -> None:
@@ -296,7 +313,7 @@ class ClientsBatch:
     def started(self, e: ClientRelationship.Started | ClientRelationship.Restarted, key: ClientKey) -> None:
         client = self.clients[key]
         if client is None:
-            client = self.clients[key] = ClientRow()
+            client = self.clients[key] = ClientRow(figures_known=key not in self.fresh)
         client.name = clean(e.name)
         client.sort_key, client.search_key = name_keys(client.name)
         client.status = e.status
@@ -334,14 +351,18 @@ class ClientsBatch:
 
     def figures_created(self, e: ClientFigures.Created, key: ClientKey) -> None:
         # Figures may come before the relationship: a row on no tab holds them meanwhile.
-        if self.clients[key] is None:
+        client = self.clients[key]
+        if client is None:
             self.clients[key] = ClientRow()
+        else:
+            client.figures_known = True  # none before this, their first event
 
     def figures_updated(self, e: ClientFigures.Updated, key: ClientKey) -> None:
         client = self.clients[key]
         if client is not None:  # the assignment rows follow (see ClientRow)
             client.wallet_amount, client.wallet_currency = e.wallet_amount, e.wallet_currency
             client.missing_receipts, client.ready_to_export = e.missing_receipts, e.ready_to_export
+            client.figures_known = True
 
     def member_joined(self, e: Member.Added | Member.Rejoined, key: MemberKey) -> None:
         member = self.members[key]
@@ -403,7 +424,7 @@ class ClientsBatch:
         when the client's tab, sort key or missing receipts changed. Returns how the counts
         of tabs change: each changed client and assignment leaves the count of its stored tab
         and joins that of its new one, so the counts stay what COUNT(*) would say."""
-        rows, removed, added, copied = [], [], [], []
+        rows, partial_rows, removed, added, copied = [], [], [], [], []
         counts: defaultdict[CountKey, int] = defaultdict(int)
         for key, client in self.clients.items():
             if client is None:
@@ -412,7 +433,9 @@ class ClientsBatch:
             if row == client.stored and client.accountants == client.stored_accountants:
                 continue
             partner_id, client_id = key
-            if row != client.stored:
+            if not client.figures_known:
+                partial_rows.append((partner_id, client_id, *row))
+            elif row != client.stored:
                 rows.append((partner_id, client_id, *row))
             stored_tab = client.stored_tab
             if stored_tab != client.tab or client.accountants != client.stored_accountants:
@@ -423,31 +446,35 @@ class ClientsBatch:
             if not (client.accountants or client.stored_accountants):
                 continue
             removed += [(partner_id, user, client_id) for user in client.stored_accountants - client.accountants]
-            added += [(partner_id, user, client_id, *client.copied())
-                      for user in client.accountants - client.stored_accountants]
+            added += [(user, partner_id, client_id) for user in client.accountants - client.stored_accountants]
             if client.stored_accountants & client.accountants and client.copied() != client.stored_copied:
                 copied.append((*client.copied(), partner_id, client_id))
         if rows:
             self._upsert(c, "cd_clients", ("partner_id", "client_id"), ClientRow.COLUMNS, rows)
-        assignments = self._t("cd_assignments")
+        if partial_rows:  # figures as inserted (none) or as stored (their own row)
+            self._upsert(c, "cd_clients", ("partner_id", "client_id"), ClientRow.COLUMNS, partial_rows,
+                         update=ClientRow.RELATIONSHIP_COLUMNS)
+        assignments, clients = self._t("cd_assignments"), self._t("cd_clients")
         if removed:
             c.executemany(f"DELETE FROM {assignments} WHERE partner_id = ? AND user_id = ? AND client_id = ?",
                           removed)
         if copied:
             c.executemany(f"UPDATE {assignments} SET tab = ?, sort_key = ?, missing_receipts = ? "
                           "WHERE partner_id = ? AND client_id = ?", copied)
-        if added:
+        if added:  # copies of the client rows just written
             c.executemany(f"INSERT INTO {assignments} (partner_id, user_id, client_id, tab, sort_key, "
-                          "missing_receipts) VALUES (?, ?, ?, ?, ?, ?)", added)
+                          f"missing_receipts) SELECT partner_id, CAST(? AS TEXT), client_id, tab, sort_key, "
+                          f"missing_receipts FROM {clients} WHERE partner_id = ? AND client_id = ?", added)
         return counts
 
     def _upsert(self, c: BatchCursor, table: str, key: Sequence[str], columns: Sequence[str],
-                rows: list[tuple[Any, ...]]) -> None:
-        """Insert the rows (key columns first), or set their columns where the key exists."""
+                rows: list[tuple[Any, ...]], update: Sequence[str] | None = None) -> None:
+        """Insert the rows (key columns first), or set their columns (or those of `update`)
+        where the key exists."""
         c.executemany(
             f"INSERT INTO {self._t(table)} ({', '.join((*key, *columns))}) "
             f"VALUES ({', '.join('?' for _ in (*key, *columns))}) ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
-            + ", ".join(f"{column} = excluded.{column}" for column in columns),
+            + ", ".join(f"{column} = excluded.{column}" for column in (update or columns)),
             rows)
 
 

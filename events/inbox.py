@@ -20,7 +20,7 @@ from eventsourcing.persistence import Tracking
 from events.envelope import InboundEvent
 from events.kafka import tracking_name
 from events.metrics import EVENTS_APPLIED, EVENTS_REJECTED
-from events.recorders import InboxEntry
+from events.recorders import InboxEntry, stored_text
 from events.store import EventStoreApplication
 
 __all__ = ["Handler", "InboxEntry", "InboxSink", "Keys", "ReceivedEvent", "Rejected", "UnitOfWork"]
@@ -156,11 +156,13 @@ class InboxSink:
         uow, seen = self._unit_of_work(events)
         duplicates = 0
         now = datetime.now(UTC)  # a batch is received at once
+        seen = {stored_text(i) for i in seen}
         for inbound in events:
-            if inbound.id in seen:  # received before, or earlier in this batch
+            key = stored_text(inbound.id)  # the id as the inbox table holds it
+            if key in seen:  # received before, or earlier in this batch
                 duplicates += 1
                 continue
-            seen.add(inbound.id)
+            seen.add(key)
             self._apply_one(inbound, uow, now)
         return uow, duplicates
 

@@ -44,8 +44,9 @@ class InboxEntry:
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def row(self) -> tuple[str, ...]:
-        return (self.event_id, self.event_type, self.partner_id, self.subject, self.source, self.kafka_position,
-                self.outcome, self.reason, self.received_at.isoformat(timespec="microseconds"))
+        return (stored_text(self.event_id), stored_text(self.event_type), stored_text(self.partner_id),
+                stored_text(self.subject), stored_text(self.source), self.kafka_position, self.outcome,
+                stored_text(self.reason), self.received_at.isoformat(timespec="microseconds"))
 
     def as_dict(self) -> dict[str, Any]:
         return {"at": self.received_at.isoformat(timespec="seconds"), "id": self.event_id, "type": self.event_type,
@@ -59,9 +60,23 @@ class InboxEntry:
         return cls(**values)
 
 
+def stored_text(text: str) -> str:
+    """PostgreSQL text cannot hold NUL, and an event carrying one (rejected for it) must still
+    be recorded, or its batch would fail for good: NUL is kept as U+FFFD, on both stores alike."""
+    return text.replace("\x00", "\ufffd")
+
+
 def inbox_table_name(events_table_name: str) -> str:
     """`stored_events` → `stored_inbox`; PostgreSQL's `clientdirectory_events` → `clientdirectory_inbox`."""
     return events_table_name.removesuffix("_events") + "_inbox"
+
+
+def _as_stored(event_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Each id as stored, with the ids given that are stored as it."""
+    stored: dict[str, list[str]] = {}
+    for event_id in event_ids:
+        stored.setdefault(stored_text(event_id), []).append(event_id)
+    return stored
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -95,17 +110,18 @@ class SQLiteInboxRecorder(SQLiteProcessRecorder):
 
     def inbox_received(self, event_ids: Sequence[str]) -> set[str]:
         """Which of these event ids were received already."""
+        stored = _as_stored(event_ids)
         found: set[str] = set()
         with self.datastore.transaction(commit=False) as c:
-            for chunk in _chunks(list(dict.fromkeys(event_ids))):
+            for chunk in _chunks(list(stored)):
                 c.execute(f"SELECT event_id FROM {self.inbox_table_name} WHERE event_id IN "
                           f"({','.join('?' * len(chunk))})", list(chunk))
                 found.update(row[0] for row in c.fetchall())
-        return found
+        return {original for key in found for original in stored[key]}
 
     def inbox_entry(self, event_id: str) -> InboxEntry | None:
         with self.datastore.transaction(commit=False) as c:
-            c.execute(f"{self._select_inbox} WHERE event_id = ?", [event_id])
+            c.execute(f"{self._select_inbox} WHERE event_id = ?", [stored_text(event_id)])
             row = c.fetchone()
             return InboxEntry.from_row(row) if row is not None else None
 
@@ -132,10 +148,10 @@ def _filter(partner_id: str | None, subject: str | None, mark: str) -> tuple[str
     terms, params = [], []
     if partner_id is not None:
         terms.append(f"partner_id = {mark}")
-        params.append(partner_id)
+        params.append(stored_text(partner_id))
     if subject is not None:
         terms.append(f"subject = {mark}")
-        params.append(subject)
+        params.append(stored_text(subject))
     return (" WHERE " + " AND ".join(terms) if terms else ""), params
 
 
@@ -167,17 +183,18 @@ class PostgresInboxRecorder(PostgresProcessRecorder):
         super()._insert_events(curs, stored_events, **kwargs)
 
     def inbox_received(self, event_ids: Sequence[str]) -> set[str]:
+        stored = _as_stored(event_ids)
         found: set[str] = set()
         statement = sql.SQL("SELECT event_id FROM {} WHERE event_id = ANY(%s)").format(self._inbox_table)
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            for chunk in _chunks(list(dict.fromkeys(event_ids))):
+            for chunk in _chunks(list(stored)):
                 curs.execute(statement, (list(chunk),), prepare=True)
                 found.update(row["event_id"] for row in curs.fetchall())
-        return found
+        return {original for key in found for original in stored[key]}
 
     def inbox_entry(self, event_id: str) -> InboxEntry | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(sql.SQL("{} WHERE event_id = %s").format(self._select_inbox), [event_id])
+            curs.execute(sql.SQL("{} WHERE event_id = %s").format(self._select_inbox), [stored_text(event_id)])
             row = curs.fetchone()
             return InboxEntry.from_row(row) if row is not None else None
 

@@ -131,3 +131,20 @@ def test_a_store_written_with_received_event_aggregates_keeps_its_inbox(store_ur
         assert again.inbox.inbox_count() == 4, "copied once, not at every start"
     finally:
         again.close()
+
+
+def test_an_event_with_a_nul_character_is_recorded_rejected_and_stays_a_duplicate(ledger: Ledger) -> None:
+    """PostgreSQL text cannot hold NUL: the entry keeps U+FFFD in its place, so the batch
+    still commits (the event's handler rejects it) and the same id again is a duplicate."""
+
+    def refuse_nul(event: InboundEvent, uow: UnitOfWork) -> None:
+        if "\x00" in event.id or "\x00" in event.envelope.subject:
+            raise Rejected("an id or name contains a NUL character")
+
+    sink = InboxSink("test", ledger, refuse_nul)
+    assert sink.apply("platform.partner-clients", 0, [inbound("bad\x00id", 0, client_id="c\x00")], 0) == 0
+    assert sink.apply("platform.partner-clients", 0, [inbound("bad\x00id", 1, client_id="c\x00")], 1) == 1
+    entry = ledger.inbox.inbox_entry("bad\x00id")
+    assert entry is not None and (entry.outcome, entry.subject) == ("rejected", "c\ufffd")
+    assert ledger.inbox.inbox_received(["bad\x00id"]) == {"bad\x00id"}
+    assert sink.position("platform.partner-clients", 0) == 1

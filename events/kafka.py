@@ -12,6 +12,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
@@ -34,19 +35,29 @@ def tracking_name(topic: str, partition: int) -> str:
     return f"kafka:{topic}:{partition}"
 
 
+@dataclass(frozen=True)
+class PartitionBatch:
+    """A partition's share of a fetch: its events and the last offset they cover."""
+
+    topic: str
+    partition: int
+    events: Sequence[InboundEvent]
+    last_offset: int
+
+
 class EventSink(Protocol):
-    """What a service gives the consumer: apply a partition's batch atomically with its position."""
+    """What a service gives the consumer: apply a fetch atomically with its partitions' positions."""
 
     service: str
 
-    def position(self, topic: str, partition: int) -> int | None:
-        """The last offset applied for that partition, or None."""
+    def positions(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
+        """The last offset applied for each partition, or None."""
 
-    def apply(self, topic: str, partition: int, events: Sequence[InboundEvent], last_offset: int) -> int:
-        """Apply the events and record `last_offset` for the partition in one transaction.
+    def apply_batches(self, batches: Sequence[PartitionBatch]) -> dict[str, int]:
+        """Apply the batches' events and record each one's `last_offset` in one transaction.
 
-        Returns how many events were duplicates (already processed ids).
-        Raises eventsourcing IntegrityError if the position was already recorded.
+        Returns how many events were duplicates (already processed ids), per topic.
+        Raises eventsourcing IntegrityError if a position was already recorded.
         """
 
 
@@ -153,18 +164,15 @@ class TrackedConsumer:
         for raw in raws:
             record = _to_record(raw)
             by_partition[(record.topic, record.partition)].append(record)
-        pending = list(by_partition.items())
-        for index, ((topic, partition), records) in enumerate(pending):
+        for (topic, _), records in by_partition.items():
             RECORDS_CONSUMED.labels(self.sink.service, topic).inc(len(records))
-            ok = await self._process_partition(topic, partition, records)
-            if not ok:
-                # The store stayed unavailable: rewind this partition and every partition of
-                # the batch not applied yet (their fetch positions moved past records that
-                # are not in the store), and commit nothing, so all of them come again.
-                for (later_topic, later_partition), later in pending[index:]:
-                    msg.consumer.seek(  # type: ignore[attr-defined]
-                        TopicPartition(later_topic, later_partition), later[0].offset)
-                return
+        if not await self._process(by_partition):
+            # The store stayed unavailable: rewind every partition of the fetch (their fetch
+            # positions moved past records that are not in the store) and commit nothing, so
+            # all of them come again.
+            for (topic, partition), records in by_partition.items():
+                msg.consumer.seek(TopicPartition(topic, partition), records[0].offset)  # type: ignore[attr-defined]
+            return
         self.last_batch_at = time.monotonic()
         try:
             await msg.ack()
@@ -172,33 +180,52 @@ class TrackedConsumer:
             log.warning("kafka commit failed (%s); positions are safe in the store", error)
         self._update_lag(msg, by_partition)
 
-    async def _process_partition(self, topic: str, partition: int, records: list[InboundRecord]) -> bool:
+    async def _process(self, by_partition: dict[tuple[str, int], list[InboundRecord]]) -> bool:
+        """Apply the whole fetch as one store transaction (every partition's events and
+        position), retrying while the store fails. False if it stayed unavailable."""
+        parsed: dict[tuple[str, int, int], InboundEvent | InvalidRecord] = {}
+        for records in by_partition.values():
+            for record in records:
+                try:
+                    parsed[(record.topic, record.partition, record.offset)] = parse_record(record)
+                except InvalidRecord as error:
+                    parsed[(record.topic, record.partition, record.offset)] = error
+        dead_lettered: set[tuple[str, int, int]] = set()
         delay = self.retry_delay
         for attempt in range(1, self.retry_attempts + 1):
             try:
-                last = await asyncio.to_thread(self.sink.position, topic, partition)
-                fresh = [r for r in records if last is None or r.offset > last]
-                if not fresh:
+                positions = await asyncio.to_thread(self.sink.positions, list(by_partition))
+                batches: list[PartitionBatch] = []
+                for (topic, partition), records in by_partition.items():
+                    last = positions.get((topic, partition))
+                    fresh = [r for r in records if last is None or r.offset > last]
+                    if not fresh:
+                        continue  # applied before (a redelivery, or another member first)
+                    events: list[InboundEvent] = []
+                    for record in fresh:
+                        at = (record.topic, record.partition, record.offset)
+                        outcome = parsed[at]
+                        if isinstance(outcome, InvalidRecord):
+                            if at not in dead_lettered:  # once, also when the store is retried
+                                await self._dead_letter(record, outcome)
+                                dead_lettered.add(at)
+                        else:
+                            events.append(outcome)
+                    batches.append(PartitionBatch(topic, partition, events, fresh[-1].offset))
+                if not batches:
                     return True
-                events: list[InboundEvent] = []
-                for record in fresh:
-                    try:
-                        events.append(parse_record(record))
-                    except InvalidRecord as error:
-                        await self._dead_letter(record, error)
-                duplicates = await asyncio.to_thread(
-                    self.sink.apply, topic, partition, events, fresh[-1].offset
-                )
-                if duplicates:
-                    EVENTS_DUPLICATE.labels(self.sink.service, topic).inc(duplicates)
+                duplicates = await asyncio.to_thread(self.sink.apply_batches, batches)
+                for topic, count in duplicates.items():
+                    EVENTS_DUPLICATE.labels(self.sink.service, topic).inc(count)
                 return True
             except IntegrityError:
-                # Another member recorded this position first (a rebalance): re-read and skip.
+                # Another member recorded a position first (a rebalance): re-read and skip it.
                 continue
             except Exception:
+                first, last_partition = next(iter(by_partition)), list(by_partition)[-1]
                 log.exception(
-                    "applying %s[%d] offsets %d-%d failed (attempt %d); retrying in %.1fs",
-                    topic, partition, records[0].offset, records[-1].offset, attempt, delay,
+                    "applying a fetch of %d partitions (%s[%d] .. %s[%d]) failed (attempt %d); retrying in %.1fs",
+                    len(by_partition), *first, *last_partition, attempt, delay,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

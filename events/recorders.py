@@ -10,6 +10,9 @@ A row rather than an aggregate per event: an aggregate cost a stored event (mapp
 encoding, an index entry in the notification log) for each inbound event, more than the
 effects of most events themselves, and on-call's "what came in about this client" was a scan
 of the whole log; the table answers it from an index.
+
+The recorders also take `trackings=[...]`: more partitions' positions in the same transaction
+(a fetch from several partitions is applied as one unit of work).
 """
 
 from __future__ import annotations
@@ -106,6 +109,8 @@ class SQLiteInboxRecorder(SQLiteProcessRecorder):
         entries: Sequence[InboxEntry] = kwargs.get("inbox", ())
         if entries:
             c.executemany(self._insert_inbox, [e.row() for e in entries])
+        for tracking in kwargs.get("trackings", ()):  # the other partitions of a fetch
+            self._insert_tracking(c, tracking)
         return super()._insert_events(c, stored_events, **kwargs)
 
     def inbox_received(self, event_ids: Sequence[str]) -> set[str]:
@@ -180,6 +185,8 @@ class PostgresInboxRecorder(PostgresProcessRecorder):
         entries: Sequence[InboxEntry] = kwargs.get("inbox", ())
         if entries:
             curs.executemany(self._insert_inbox, [e.row() for e in entries])
+        for tracking in kwargs.get("trackings", ()):  # the other partitions of a fetch
+            self._insert_tracking(curs, tracking)
         super()._insert_events(curs, stored_events, **kwargs)
 
     def inbox_received(self, event_ids: Sequence[str]) -> set[str]:

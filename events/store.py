@@ -136,14 +136,19 @@ class EventStoreApplication(Application[Any]):
         assert isinstance(self.recorder, SQLiteInboxRecorder | PostgresInboxRecorder)
         return self.recorder
 
-    def record(self, *aggregates: Any, tracking: Tracking | None = None) -> int | None:
+    def record(self, *aggregates: Any, tracking: Tracking | None = None,
+               trackings: Sequence[Tracking] = ()) -> int | None:
         """Save the aggregates' pending events (and events given as such), inbox entries and the
-        tracking position in one transaction.
+        tracking positions (`tracking` and each of `trackings`) in one transaction.
 
         Returns the last notification id written (None when there was nothing to write and no
-        tracking). Raises IntegrityError if the tracking position was already recorded.
+        tracking). Raises IntegrityError if a tracking position was already recorded.
         """
+        if tracking is None and trackings:
+            tracking, trackings = trackings[0], trackings[1:]
         processing_event: ProcessingEvent[Any] = ProcessingEvent(tracking=tracking)
+        if trackings:
+            processing_event.saved_kwargs["trackings"] = list(trackings)  # to the recorder's _insert_events
         inbox: list[InboxEntry] = []
         for aggregate in aggregates:
             if isinstance(aggregate, InboxEntry):

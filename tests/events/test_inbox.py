@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError
 from events.config import StoreUrl
 from events.envelope import InboundEvent, InboundRecord, parse_record
 from events.inbox import InboxEntry, InboxSink, ReceivedEvent, Rejected, UnitOfWork
+from events.kafka import PartitionBatch
 from events.ops import inbox_history
 from events.store import EventStoreApplication
 from tests.conftest import Stores
@@ -36,13 +37,13 @@ def ledger(store_url: str) -> Iterator[Ledger]:
     app.close()
 
 
-def inbound(event_id: str, offset: int, client_id: str = "c1") -> InboundEvent:
+def inbound(event_id: str, offset: int, client_id: str = "c1", partition: int = 0) -> InboundEvent:
     value = json.dumps({
         "specversion": "1.0", "id": event_id, "source": "/tests", "type": "client.renamed.v1",
         "time": datetime.now(UTC).isoformat(), "subject": client_id, "partnerid": "firm-1",
         "datacontenttype": "application/json", "data": {"client_id": client_id, "client_name": "Acme"},
     }).encode()
-    return parse_record(InboundRecord(topic="platform.partner-clients", partition=0, offset=offset,
+    return parse_record(InboundRecord(topic="platform.partner-clients", partition=partition, offset=offset,
                                       key=client_id.encode(), value=value))
 
 
@@ -148,3 +149,22 @@ def test_an_event_with_a_nul_character_is_recorded_rejected_and_stays_a_duplicat
     assert entry is not None and (entry.outcome, entry.subject) == ("rejected", "c\ufffd")
     assert ledger.inbox.inbox_received(["bad\x00id"]) == {"bad\x00id"}
     assert sink.position("platform.partner-clients", 0) == 1
+
+
+def test_a_fetch_from_several_partitions_is_applied_in_one_transaction_with_every_position(ledger: Ledger) -> None:
+    handler, topic = Counting(), "platform.partner-clients"
+    sink = InboxSink("test", ledger, handler)
+    fetch = [PartitionBatch(topic, 0, [inbound("a", 5)], 5),
+             PartitionBatch(topic, 1, [inbound("b", 9, partition=1), inbound("a", 10, partition=1)], 10)]
+    assert sink.apply_batches(fetch) == {topic: 1}, "the same id in another partition is a duplicate"
+    assert handler.applied == ["a", "b"]
+    assert sink.positions([(topic, 0), (topic, 1), (topic, 2)]) == {(topic, 0): 5, (topic, 1): 10, (topic, 2): None}
+
+    # Partition 0 at offset 5 is recorded already (another member applied it first): the
+    # whole fetch is refused, so partition 2's event and position are not recorded either.
+    late = [PartitionBatch(topic, 2, [inbound("c", 0, partition=2)], 0), PartitionBatch(topic, 0, [inbound("d", 5)], 5)]
+    with pytest.raises(IntegrityError):
+        sink.apply_batches(late)
+    assert sink.position(topic, 2) is None
+    assert ledger.inbox.inbox_received(["c", "d"]) == set()
+    assert ledger.inbox.inbox_count() == 2

@@ -1,5 +1,5 @@
-"""A store that stays unavailable for one partition of a batch: that partition and every
-partition of the batch not yet applied are fetched again; nothing is skipped."""
+"""A store that stays unavailable for a fetch spanning partitions: every partition of the
+fetch is fetched again; nothing is skipped."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import OperationalError
 
+from events.kafka import PartitionBatch
 from tests.conftest import Publish, unique
 from tests.harness import auth, client_directory, eventually
 
@@ -19,16 +20,16 @@ async def test_a_batch_whose_store_write_keeps_failing_is_fetched_again_whole(br
     async with client_directory(broker.bootstrap, stores.new("sqlite")) as (service, api):
         consumer = service.consumer
         consumer.retry_attempts, consumer.retry_delay = 2, 0.01
-        apply = consumer.sink.apply
+        apply = consumer.sink.apply_batches
         failures = {"left": 0, "seen": 0}
 
-        def flaky(topic: str, partition: int, *args: Any, **kwargs: Any) -> Any:
-            # The first partition of the clients topic to arrive fails longer than the retries.
-            if topic == "platform.partner-clients" and failures["left"] > 0:
+        def flaky(batches: list[PartitionBatch]) -> Any:
+            # The first fetches holding the clients topic fail longer than the retries.
+            if any(b.topic == "platform.partner-clients" for b in batches) and failures["left"] > 0:
                 failures["left"] -= 1
                 failures["seen"] += 1
                 raise OperationalError("database is restarting")
-            return apply(topic, partition, *args, **kwargs)
+            return apply(batches)
 
         publish("platform.partner-members", "partner.member.added.v1", firm,
                 {"user_id": admin, "email": f"{admin}@firm.test", "name": "Ada", "role": "admin", "locale": "en"})
@@ -38,7 +39,7 @@ async def test_a_batch_whose_store_write_keeps_failing_is_fetched_again_whole(br
                     ).status_code == 200 and bool(service.queries.member(firm, admin))
 
         await eventually(member_known)
-        consumer.sink.apply = flaky  # type: ignore[method-assign]
+        consumer.sink.apply_batches = flaky  # type: ignore[method-assign]
         failures["left"] = 5
         for n in range(60):  # spread over every partition, sent at once: batches span partitions
             publish("platform.partner-clients", "client.partner_invited.v1", firm,

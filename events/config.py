@@ -81,6 +81,8 @@ class KafkaSettings:
     acks: Literal["all", "1", "0"] = "all"
     # How long the group waits for a silent member before handing its partitions to another.
     session_timeout_ms: int = 10_000
+    # The most records a fetch holds; a fetch is applied as one store transaction.
+    max_poll_records: int = 5_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> KafkaSettings:
@@ -115,6 +117,7 @@ class KafkaSettings:
             enable_idempotence=env_bool(env, "KAFKA_ENABLE_IDEMPOTENCE", False),
             acks=env_choice(env, "KAFKA_ACKS", "all", ("all", "1", "0")),  # type: ignore[arg-type]
             session_timeout_ms=env_int(env, "KAFKA_SESSION_TIMEOUT_MS", 10_000, 1_000, 300_000),
+            max_poll_records=env_int(env, "KAFKA_MAX_POLL_RECORDS", 5_000, 1, 100_000),
         )
 
     def kafka_python_kwargs(self) -> dict[str, object]:

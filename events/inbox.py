@@ -152,8 +152,11 @@ class InboxSink:
         one per partition. The batches are applied in the order given.
         Returns the duplicates (already received ids) per topic."""
         uow, duplicates = self._apply_all([inbound for batch in batches for inbound in batch.events])
-        self.app.record(*uow.changed(), trackings=[
-            Tracking(tracking_name(batch.topic, batch.partition), batch.last_offset) for batch in batches])
+        # Positions in one order whoever writes them: two instances overlapping in a rebalance
+        # then wait for each other instead of deadlocking.
+        self.app.record(*uow.changed(), trackings=sorted(
+            (Tracking(tracking_name(batch.topic, batch.partition), batch.last_offset) for batch in batches),
+            key=lambda tracking: tracking.application_name))
         return duplicates
 
     def apply_replay(self, events: Sequence[InboundEvent]) -> int:

@@ -55,6 +55,7 @@ def build(settings: Settings, *, session_timeout_ms: int = 10_000) -> ClientDire
         broker, sink, [t.value for t in CONSUMES], settings.group_id,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(500, session_timeout_ms // 5),
+        max_records=settings.kafka.max_poll_records,
     )
     relay = OutboxRelay(directory, broker)
     # Every instance projects (read-your-writes: the instance that took a command catches up

@@ -35,6 +35,7 @@ def start(service: str, env: dict[str, str], tmp_path: Path) -> subprocess.Compl
         ("notifier", "MAIL_FROM", "nobody", "MAIL_FROM"),
         ("notifier", "NOTIFIER_DB", "sqlite://host/x.db", "NOTIFIER_DB"),
         ("notifier", "NOTIFIER_HTTP_PORT", "70000", "NOTIFIER_HTTP_PORT"),
+        ("notifier", "KAFKA_MAX_POLL_RECORDS", "0", "KAFKA_MAX_POLL_RECORDS"),
     ],
 )
 def test_a_bad_value_stops_the_service_with_one_line_naming_it(

@@ -51,6 +51,8 @@ def run(bootstrap: str, db: Path, log: Path, ends: dict[tuple[str, int], int], k
     service = ServiceProcess("services.client_directory", {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CLIENT_DIRECTORY_DB": f"sqlite:///{db}",
         "CLIENT_DIRECTORY_GROUP_ID": f"cd-{uuid.uuid4().hex[:8]}",
+        # Fetches (one transaction each) small enough for five kills to land mid-ingest.
+        "KAFKA_MAX_POLL_RECORDS": "500",
     }, log)
     try:
         while service.kills < kills:

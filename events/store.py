@@ -266,16 +266,36 @@ class ReadModel:
         return statement.replace("%", "%%").replace("?", "%s")
 
     def write(self, fn: Callable[[Cursor], T], tracking: Tracking | None = None) -> T:
-        """Run fn in one write transaction, recording `tracking` in the same transaction."""
+        """Run fn in one write transaction, recording `tracking` in the same transaction (see
+        `write_after`: with `tracking`, fn is not run if that position is recorded already)."""
+        if tracking is not None:
+            return self.write_after(lambda c, _position: fn(c), tracking)
         with self.app.writing(), self.datastore.transaction(commit=True) as cursor:
-            if tracking is not None and self.kind != "sqlite":
-                # Instances on one database run the same projection: one writer per position at
-                # a time, or two transactions applying overlapping batches interleave (double
-                # counts, deadlocks). The second then sees the first's rows; the position tells.
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key(tracking.application_name),))
-            result = fn(self._cursor(cursor))
-            if tracking is not None:
-                self.recorder._insert_tracking(cursor, tracking)
+            return fn(self._cursor(cursor))
+
+    def write_after(self, fn: Callable[[Cursor, int], T], tracking: Tracking) -> T:
+        """Run fn(cursor, position) in one write transaction and record `tracking` in it.
+
+        Instances on one database run the same followers, each from the position it read when
+        its batch began: another may have gone past it since. `position` is the last one
+        recorded under the tracking's name, read in this transaction once it is the only writer
+        of that name (PostgreSQL: an advisory lock held to the end of the transaction; SQLite:
+        one writer at a time). fn applies only the notifications after `position` and reads
+        whatever else it depends on through the cursor; the rows it reads were written with
+        that position. A batch the position covers already is not applied again: fn is not
+        run, and IntegrityError is raised, as recording a position twice does.
+        """
+        name, last_id = tracking.application_name, tracking.notification_id
+        with self.app.writing(), self.datastore.transaction(commit=True) as cursor:
+            if self.kind != "sqlite":
+                # Without it, two transactions applying overlapping batches interleave (double
+                # counts, deadlocks). The first statement: the rest see the other's commit.
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key(name),))
+            position = self.recorder._max_tracking_id(name, cursor) or 0
+            if position >= last_id:
+                raise IntegrityError(f"{name}: position {last_id} is covered already (at {position})")
+            result = fn(self._cursor(cursor), position)
+            self.recorder._insert_tracking(cursor, tracking)
             return result
 
     def _lock_key(self, name: str) -> int:

@@ -175,3 +175,31 @@ def test_any_history_gives_the_same_rows_whatever_the_batches(
         same_tables_whatever_the_batches(directory, firms, rnd)
     finally:
         directory.app.close()
+
+
+def test_a_batch_another_instance_began_meanwhile_is_folded_from_where_that_one_stopped(
+        any_directory: Directory) -> None:
+    """Two instances project one store, each from the position it read when its batch began.
+    When the other has applied the start of a batch since, only the rest is folded over its
+    rows: a client started there is counted once. A batch the other covered already changes
+    nothing, and neither is an error."""
+    f = s.firm()
+    any_directory.send(s.member_added(f, "u1", "Chloé"), s.invited(f, "c1", "Alpha"), s.onboarding(f, "c2", "Beta"))
+    middle = any_directory.app.recorder.max_notification_id() or 0
+    any_directory.send(s.assigned(f, "c2", "u1"), s.verified(f, "c2"), s.invited(f, "c3", "Gamma"))
+    last = any_directory.app.recorder.max_notification_id() or 0
+    one, other = any_directory.projection, ClientsProjection(any_directory.app, any_directory.read_model)
+
+    everything = one.pending(limit=10_000)  # read from position 0, before the other moves
+    start = [n for n in everything if n.id <= middle]
+    other.process(other.relevant(start), middle)
+    one.process(one.relevant(everything), last)  # its start applied already by the other
+    other.process(other.relevant(start), middle)  # covered already
+    assert one.position() == other.position() == last
+
+    reference = ClientsProjection(any_directory.app, any_directory.read_model, prefix="alone_")
+    project(reference, iter(lambda: 1, 0))
+    rows = tables(any_directory, "", [f])
+    assert {(r["partner_id"], r["scope"], r["tab"]): r["n"] for r in rows["cd_counts"]} == recounted(rows) == {
+        (f, "", "invitations"): 2, (f, "", "connected"): 1, (f, "u1", "connected"): 1}
+    assert rows == tables(any_directory, "alone_", [f])

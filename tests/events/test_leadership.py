@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from eventsourcing.persistence import Notification, Tracking
+from eventsourcing.persistence import IntegrityError, Notification, Tracking
 
 from events.config import KafkaSettings, StoreUrl
 from events.envelope import InboundRecord, parse_record
@@ -174,6 +174,23 @@ def test_two_instances_projecting_one_store_at_once_agree_quietly(stores: Any) -
     app = ClientDirectory(alone_store)
     ClientsProjection(app, ReadModel(app)).catch_up()
     assert tabs(alone_url) == (counts, truth, together)
+
+
+def test_a_tracked_write_starts_from_the_position_recorded_and_skips_a_batch_it_covers(
+        stores: Any, store_kind: str) -> None:
+    """The position is read in the write's own transaction (once it holds the lock on
+    PostgreSQL): the batch applies what comes after it, and is not run at all if covered."""
+    model = ReadModel(EventStoreApplication(StoreUrl.parse("NOTIFIER_DB", stores.new(store_kind))))
+    given: list[int] = []
+    model.write_after(lambda c, position: given.append(position), Tracking("test:p", 40))
+    model.set_tracking("test:p", 60)  # another instance went on meanwhile
+    model.write_after(lambda c, position: given.append(position), Tracking("test:p", 90))
+    with pytest.raises(IntegrityError):
+        model.write_after(lambda c, position: given.append(position), Tracking("test:p", 75))
+    with pytest.raises(IntegrityError):
+        model.write(lambda c: given.append(-1), Tracking("test:p", 90))
+    assert given == [0, 60]
+    assert model.tracked("test:p") == 90
 
 
 def test_a_position_recorded_by_another_instance_is_no_error(tmp_path: Path) -> None:

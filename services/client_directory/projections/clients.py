@@ -164,9 +164,16 @@ class ClientsProjection(LogFollower):
 
     def _process(self, notifications: Sequence[Notification], last_id: int) -> None:
         events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications if n.topic in TOPICS]
-        batch = ClientsBatch(self.prefix, self.read_model.kind, events_table(self.app), events)
+
+        def run(c: Cursor, position: int) -> None:
+            # Another instance may have applied the start of this batch since it was read: its
+            # rows hold those events already (a client started there has a row, counted), so
+            # only the events after the position recorded with them are folded over them.
+            ClientsBatch(self.prefix, self.read_model.kind, events_table(self.app),
+                         [(i, e) for i, e in events if i > position]).run(c)
+
         try:
-            self.read_model.write(batch.run, Tracking(self.name, last_id))
+            self.read_model.write_after(run, Tracking(self.name, last_id))
         except IntegrityError:
             # Another instance on the same database recorded this position first; the rows
             # it wrote are the same. The caller re-reads the position and goes on from there.

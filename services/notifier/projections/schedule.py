@@ -64,13 +64,15 @@ class ScheduleIndex(LogFollower):
         return self.read_model.tracked(self.name) or 0
 
     def process(self, notifications: Sequence[Notification], last_id: int) -> None:
-        events = [self.app.mapper.to_domain_event(n) for n in notifications]
+        events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
 
-        def apply(c: Cursor) -> None:
-            for domain_event in events:
-                self._apply(c, domain_event)
+        def apply(c: Cursor, position: int) -> None:
+            # Only what another instance has not applied since this batch was read.
+            for notification_id, domain_event in events:
+                if notification_id > position:
+                    self._apply(c, domain_event)
 
-        self.read_model.write(apply, Tracking(self.name, last_id))
+        self.read_model.write_after(apply, Tracking(self.name, last_id))
 
     def _apply(self, c: Cursor, e: Any) -> None:
         key = str(e.originator_id)

@@ -33,7 +33,7 @@ from contracts.api import (
     ReminderRequest,
     TabId,
 )
-from services.client_directory.adapters.auth import caller_from
+from services.client_directory.adapters.auth import TokenVerifier
 from services.client_directory.application.directory import (
     ClientDirectory,
     CommandRejected,
@@ -115,10 +115,14 @@ def build_api(
         log.exception("%s %s failed", request.method, request.url.path)
         return problem(500, "the request could not be completed; it is logged")
 
-    def caller(authorization: Annotated[str | None, Header()] = None) -> Caller:
-        return caller_from(authorization, jwt_secret)
+    verifier = TokenVerifier(jwt_secret)
 
-    def admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    # Coroutines, not functions: FastAPI runs a plain function dependency in its thread pool,
+    # a round trip through another thread for a dictionary lookup (a token seen before).
+    async def caller(authorization: Annotated[str | None, Header()] = None) -> Caller:
+        return verifier(authorization)
+
+    async def admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
         if not who.is_admin:
             raise HTTPException(403, "only admins of the firm may do this")
         return who

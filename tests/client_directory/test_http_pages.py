@@ -1,5 +1,6 @@
 """What the HTTP layer of the Clients page adds to the queries, made cheap: verified tokens are
-remembered (and still refused once expired)."""
+remembered (and still refused once expired), a page is written as JSON without being
+validated against its model again (the same bytes the model wrote)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,23 @@ import jwt
 import pytest
 from fastapi import HTTPException
 
+from contracts.api import ClientPage
 from services.client_directory.adapters.auth import TokenVerifier, caller_from
+from services.client_directory.adapters.http import page_json
 from services.client_directory.projections.clients import Caller
+from tests.client_directory.support import (
+    Directory,
+    accountant,
+    admin,
+    assigned,
+    connected,
+    failed,
+    firm,
+    invited,
+    member_added,
+    metrics,
+    onboarding,
+)
 from tests.harness import SECRET, token
 
 NOW = 1_800_000_000
@@ -101,3 +117,18 @@ def test_a_token_is_remembered_for_its_secret_only_and_the_memory_is_bounded() -
     assert ours.remembered() == 3
     # The same token with the scheme spelt otherwise, or padded, names the same caller.
     assert ours("  bearer " + tokens[4][7:] + " ") == Caller("f", "u4", "accountant")
+
+
+def test_a_page_is_written_as_the_model_wrote_it(directory: Directory) -> None:
+    f = firm()
+    directory.send(member_added(f, "zoe", "Zoé"), member_added(f, "eve", "Ève \"E\" \\ <b>"))
+    directory.send(*connected(f, "c1", "Acme ☃ \u2028"), assigned(f, "c1", "zoe"), assigned(f, "c1", "eve"),
+                   metrics(f, "c1", 2, amount="-5.5", ready=3))
+    directory.send(onboarding(f, "c2", "Without figures"), invited(f, "c3", "Invited"), onboarding(f, "c4", "Failed"),
+                   failed(f, "c4"), assigned(f, "c2", "zoe"))
+    pages = [directory.page(admin(f), tab) for tab in ("invitations", "onboarding", "all", "mine")]
+    pages += [directory.page(admin(f), "onboarding", limit=1), directory.page(accountant(f, "zoe"), "mine"),
+              directory.page(accountant(f, "zoe"), "onboarding", q="without", missing_receipts=True)]
+    assert any(p["next_cursor"] for p in pages) and any(p["items"] for p in pages)
+    for page in pages:
+        assert page_json(page) == ClientPage.model_validate(page).model_dump_json().encode()

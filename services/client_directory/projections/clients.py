@@ -369,18 +369,11 @@ class ClientQueries:
         )
         return rows[0] if rows else None
 
-    @staticmethod
-    def _accountants(c: Cursor, partner_id: str, client_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+    def _accountants(self, c: Cursor, partner_id: str, client_ids: list[str]) -> dict[str, list[dict[str, str]]]:
         """Assigned members of each client, by name (natural order), members only."""
         if not client_ids:
             return {}
-        marks = ", ".join("?" for _ in client_ids)
-        c.execute(
-            f"SELECT a.client_id, a.user_id, m.name FROM cd_assignments a JOIN cd_members m "
-            f"ON m.partner_id = a.partner_id AND m.user_id = a.user_id AND m.active = 1 "
-            f"WHERE a.partner_id = ? AND a.client_id IN ({marks})",
-            [partner_id, *client_ids],
-        )
+        c.execute(*accountants_query(self.read_model.kind, partner_id, client_ids))
         by_client: dict[str, list[tuple[str, str, str]]] = {}
         for r in c.fetchall():
             by_client.setdefault(r["client_id"], []).append((sort_key(r["name"]), r["user_id"], r["name"]))
@@ -388,6 +381,19 @@ class ClientQueries:
             client_id: [{"user_id": user_id, "name": name} for _, user_id, name in sorted(people)]
             for client_id, people in by_client.items()
         }
+
+
+def accountants_query(kind: str, partner_id: str, client_ids: Sequence[str]) -> tuple[str, list[Any]]:
+    """The assignments of a page's clients, with their members' names: one lookup per client in
+    cd_assignments_client. SQLite chose it only with statistics, which no store has (nothing
+    runs ANALYZE): without them it walked the firm's whole range of cd_assignments_tab for the
+    page's 50 ids (2,500 rows in a firm of 50,000 clients, about 1 ms of every page)."""
+    marks = ", ".join("?" for _ in client_ids)
+    hint = " INDEXED BY cd_assignments_client" if kind == "sqlite" else ""
+    return (f"SELECT a.client_id, a.user_id, m.name FROM cd_assignments a{hint} JOIN cd_members m "
+            f"ON m.partner_id = a.partner_id AND m.user_id = a.user_id AND m.active = 1 "
+            f"WHERE a.partner_id = ? AND a.client_id IN ({marks})",
+            [partner_id, *client_ids])
 
 
 def count_query(caller: Caller, tab: TabId) -> tuple[str, list[Any]]:

@@ -354,6 +354,12 @@ class _Translating:
             return self._cursor.executemany(statement, seq)
         return self._cursor.executemany(statement, seq)
 
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """PostgreSQL's COPY ... FROM STDIN: rows inserted in one statement, none parsed as SQL."""
+        with self._cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def fetchall(self) -> Any:
         return self._cursor.fetchall()
 

@@ -29,7 +29,7 @@ def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *,
                        show_progress: bool = True, stop_after: int | None = None,
                        batch_size: int = 2000) -> int:
     """Returns how many notifications the fresh tables were built from."""
-    fresh = ClientsProjection(directory, read_model, prefix=PREFIX, query_indexes=False)
+    fresh = ClientsProjection(directory, read_model, prefix=PREFIX, query_indexes=False, bulk=True)
     head = directory.recorder.max_notification_id() or 0
     done = fresh.position()
     started = time.monotonic()

@@ -203,3 +203,31 @@ def test_a_batch_another_instance_began_meanwhile_is_folded_from_where_that_one_
     assert {(r["partner_id"], r["scope"], r["tab"]): r["n"] for r in rows["cd_counts"]} == recounted(rows) == {
         (f, "", "invitations"): 2, (f, "", "connected"): 1, (f, "u1", "connected"): 1}
     assert rows == tables(any_directory, "alone_", [f])
+
+
+def test_bulk_batches_give_the_rows_of_one_event_per_batch(any_directory: Directory) -> None:
+    """The rebuild's batches (`bulk`: on PostgreSQL, COPY for new rows and one statement over
+    arrays for the rest) write what one event per batch writes through the live path: new
+    clients, clients whose figures came in an earlier batch, assignments added, copied and
+    removed across batches."""
+    f = s.firm()
+    any_directory.send(s.member_added(f, "u0", "Zoé"), s.metrics(f, "c9", 5, amount="3.10", ready=1))
+    for cloud_event in a_busy_client(f):
+        any_directory.send(cloud_event)
+    any_directory.send(s.onboarding(f, "c9", "Figures first"), s.assigned(f, "c9", "u0"))
+    any_directory.app.accept_invitation(f, "c1", "u2")
+    any_directory.app.assign(f, "c1", "u2")
+    any_directory.send(s.renamed(f, "c1", "Omega"), s.metrics(f, "c1", 2, as_of="2026-04-01T10:00:00+00:00"),
+                       s.unassigned(f, "c9", "u0"), s.renamed(f, "c9", "Figures first, renamed"))
+    run = uuid.uuid4().hex[:6]
+    one = ClientsProjection(any_directory.app, any_directory.read_model, prefix=f"one{run}_")
+    project(one, iter(lambda: 1, 0))
+    expected = tables(any_directory, f"one{run}_", [f])
+    assert [r["missing_receipts"] for r in expected["cd_clients"] if r["client_id"] == "c9"] == [5]
+    rnd = random.Random(11)
+    for n, sizes in enumerate([iter(lambda: 10_000, 0), iter(lambda: 1, 0),
+                               *(iter(lambda: rnd.choice([2, 3, 5, 17]), 0) for _ in range(4))]):
+        bulk = ClientsProjection(any_directory.app, any_directory.read_model, prefix=f"bulk{n}{run}_",
+                                 query_indexes=False, bulk=True)
+        project(bulk, sizes)
+        assert tables(any_directory, f"bulk{n}{run}_", [f]) == expected

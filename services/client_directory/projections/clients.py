@@ -129,11 +129,12 @@ class ClientsProjection(LogFollower):
     topics: Sequence[str] = ()
 
     def __init__(self, app: EventStoreApplication, read_model: ReadModel, prefix: str = "", *,
-                 query_indexes: bool = True) -> None:
+                 query_indexes: bool = True, bulk: bool = False) -> None:
         super().__init__(app)
         self.read_model = read_model
         self.prefix = prefix
         self.query_indexes = query_indexes
+        self.bulk = bulk  # see ClientsBatch: the rebuild's fresh tables
         if prefix:
             self.name = f"projection:clients:{prefix}"
         read_model.write(self._prepare)
@@ -170,7 +171,7 @@ class ClientsProjection(LogFollower):
             # rows hold those events already (a client started there has a row, counted), so
             # only the events after the position recorded with them are folded over them.
             ClientsBatch(self.prefix, self.read_model.kind, events_table(self.app),
-                         [(i, e) for i, e in events if i > position]).run(c)
+                         [(i, e) for i, e in events if i > position], bulk=self.bulk).run(c)
 
         try:
             self.read_model.write_after(run, Tracking(self.name, last_id))

@@ -17,6 +17,7 @@ from events.store import Cursor, ReadModel
 from services.client_directory.application.directory import ClientDirectory
 from services.client_directory.config import Settings
 from services.client_directory.projections.clients import (
+    SCHEMA_VERSION,
     TABLES,
     ClientsProjection,
     index_name,
@@ -87,6 +88,10 @@ def switch_over(read_model: ReadModel, fresh_tracking: str, position: int) -> No
         c.execute(f"DELETE FROM {tracking} WHERE application_name = ?", (LIVE,))
         c.execute(f"INSERT INTO {tracking} (application_name, notification_id) VALUES (?, ?)",
                   (LIVE, position))
+        # The live tables are of this schema version now: without saying so, the service's
+        # next start would take them for an older version's (or none) and drop them.
+        c.execute("DELETE FROM cd_meta WHERE name IN (?, ?)", ("schema", f"{PREFIX}schema"))
+        c.execute("INSERT INTO cd_meta (name, value) VALUES (?, ?)", ("schema", SCHEMA_VERSION))
 
     read_model.write(swap)
 

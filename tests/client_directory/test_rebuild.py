@@ -52,6 +52,20 @@ def test_a_rebuilt_read_model_serves_the_same_pages(directory: Directory) -> Non
     assert directory.page(Caller(f, "ada", "admin"), TabId.ALL)["items"][0]["name"] == "After the rebuild"
 
 
+def test_a_rebuilt_read_model_survives_the_next_start_after_an_upgrade(stores: Any, store_kind: str) -> None:
+    """On-call rebuilds with the new version before starting it: the service then keeps the
+    rebuilt tables (it drops tables only of another schema version, or of none)."""
+    directory = Directory(stores.new(store_kind))
+    f = history(directory)
+    before = everything(directory, f)
+    directory.read_model.write(lambda c: c.execute("UPDATE cd_meta SET value = '3' WHERE name = 'schema'"))
+    done = rebuild_read_model(directory.app, directory.read_model, show_progress=False)
+    started = ClientsProjection(directory.app, directory.read_model)  # what the service's start does
+    assert started.position() == done
+    assert everything(directory, f) == before
+    directory.app.close()
+
+
 def test_an_interrupted_rebuild_resumes_where_it_stopped(directory: Directory) -> None:
     f = history(directory)
     before = everything(directory, f)

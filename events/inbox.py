@@ -121,7 +121,7 @@ Keys = Callable[[InboundEvent], Iterable[uuid.UUID]]
 
 
 class InboxSink:
-    """Applies a partition's batch through the service's handler, atomically with its position."""
+    """Applies a fetch's batches through the service's handler, atomically with their positions."""
 
     def __init__(self, service: str, app: EventStoreApplication, handle: Handler, keys: Keys | None = None) -> None:
         self.service = service

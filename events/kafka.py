@@ -125,7 +125,7 @@ class TrackedConsumer:
         topics: Iterable[str],
         group_id: str,
         *,
-        max_records: int = 5000,  # large fetches: each partition's share is one store transaction
+        max_records: int = 5000,  # large fetches: a fetch is one store transaction
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
     ) -> None:

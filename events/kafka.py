@@ -186,10 +186,15 @@ class TrackedConsumer:
         parsed: dict[tuple[str, int, int], InboundEvent | InvalidRecord] = {}
         for records in by_partition.values():
             for record in records:
+                at = (record.topic, record.partition, record.offset)
                 try:
-                    parsed[(record.topic, record.partition, record.offset)] = parse_record(record)
+                    parsed[at] = parse_record(record)
                 except InvalidRecord as error:
-                    parsed[(record.topic, record.partition, record.offset)] = error
+                    parsed[at] = error
+                except Exception as error:  # a record no rule foresaw: kept in the DLQ, not lost
+                    log.exception("parsing %s[%d]@%d failed unexpectedly", *at)
+                    parsed[at] = InvalidRecord(f"unreadable: {type(error).__name__}: {error}",
+                                               f"{type(error).__module__}.{type(error).__qualname__}")
         dead_lettered: set[tuple[str, int, int]] = set()
         delay = self.retry_delay
         for attempt in range(1, self.retry_attempts + 1):

@@ -112,3 +112,46 @@ async def test_unreadable_records_go_to_the_dead_letter_topic_and_the_consumer_g
         assert int(truncated["kafka_dlt-original-offset"]) >= 0
         unknown = next(h for v, h in by_value.items() if b"client.exploded.v1" in v)
         assert b"unknown event type" in unknown["kafka_dlt-exception-message"]
+
+
+async def test_a_record_whose_reading_fails_unexpectedly_is_dead_lettered_not_lost(
+    broker, stores, publish: Publish, producer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure no validation rule foresaw (a bug, a library's surprise) while reading one
+    record: that record goes to the DLQ with the error's name; the fetch's others apply."""
+    import events.kafka
+
+    parse = events.kafka.parse_record
+    odd_key = unique("odd").encode()
+
+    def parse_or_trip(record):  # type: ignore[no-untyped-def]
+        if record.key == odd_key:
+            raise RecursionError("maximum recursion depth exceeded")
+        return parse(record)
+
+    monkeypatch.setattr(events.kafka, "parse_record", parse_or_trip)
+    firm, admin = unique("firm"), unique("admin")
+    async with client_directory(broker.bootstrap, stores.new("sqlite")) as (_, api):
+        producer.send("platform.partner-clients", key=odd_key, value=b'{"odd": true}')
+        producer.flush()
+        publish("platform.partner-members", "partner.member.added.v1", firm,
+                {"user_id": admin, "email": f"{admin}@firm.test", "name": "Ada", "role": "admin", "locale": "en"})
+        publish("platform.partner-clients", "client.partner_invited.v1", firm,
+                {"client_id": "c-1", "client_name": "Beside the odd one"})
+
+        async def applied() -> bool:
+            page = (await api.get("/v1/clients", params={"tab": "invitations"},
+                                  headers=auth(admin, firm, "admin"))).json()
+            return len(page["items"]) == 1
+
+        await eventually(applied)
+
+        async def dead_letter() -> list:
+            records = await asyncio.to_thread(read_topic, broker.bootstrap, "platform.partner-clients.dlq")
+            return [r for r in records if r.key == odd_key]
+
+        [letter] = await eventually(dead_letter)
+        headers = dict(letter.headers)
+        assert letter.value == b'{"odd": true}'
+        assert headers["kafka_dlt-exception-fqcn"] == b"builtins.RecursionError"
+        assert b"unreadable: RecursionError" in headers["kafka_dlt-exception-message"]

@@ -310,11 +310,23 @@ class ReadModel:
         return _Translating(cursor, self)
 
     def read(self, fn: Callable[[Cursor], T]) -> T:
+        """Run fn's statements on one snapshot of the store: a page's counts and rows agree even
+        when a projection commits between them."""
         if self.kind != "sqlite":
-            # PostgreSQL at READ COMMITTED gives each statement its own snapshot, in a transaction
-            # or not: BEGIN and ROLLBACK were two more round trips per request, for nothing.
+            # PostgreSQL's default READ COMMITTED takes a snapshot per statement: a page read its
+            # tab counts before a projection's commit and its rows after (a client listed in a
+            # tab counted empty, so hidden). REPEATABLE READ, read only: one snapshot for the
+            # transaction, and a read-only one is never refused for serialization.
             with self.datastore.get_connection() as conn, conn.cursor() as cursor:
-                return fn(self._cursor(cursor))
+                cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    result = fn(self._cursor(cursor))
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+                return result
+        # SQLite (WAL): a read transaction keeps the snapshot of its first read to its end.
         with self.datastore.transaction(commit=False) as cursor:
             return fn(self._cursor(cursor))
 

@@ -219,3 +219,31 @@ def test_a_position_recorded_by_another_instance_is_no_error(tmp_path: Path) -> 
     head = directory.recorder.max_notification_id()
     assert follower.position() == head
     assert len(processed) > 2  # it went on after each refusal
+
+
+def test_a_read_sees_one_snapshot_even_when_a_projection_commits_meanwhile(stores: Any, store_kind: str) -> None:
+    """A page reads its tab counts, then its rows: a projection's commit in between must show
+    in neither or in both (a client listed in a tab counted empty was hidden from its tab)."""
+    app = ClientDirectory(StoreUrl.parse("CLIENT_DIRECTORY_DB", stores.new(store_kind)))
+    read_model = ReadModel(app)
+    try:
+        read_model.write(lambda c: c.execute("CREATE TABLE snapshot_probe (n INTEGER NOT NULL)"))
+        read_model.write(lambda c: c.execute("INSERT INTO snapshot_probe (n) VALUES (1)"))
+
+        def count(c: Any) -> int:
+            c.execute("SELECT COUNT(*) AS n FROM snapshot_probe")
+            return int(c.fetchone()["n"])
+
+        def page(c: Any) -> tuple[int, int]:
+            before = count(c)
+            writer = threading.Thread(target=read_model.write,
+                                      args=(lambda w: w.execute("INSERT INTO snapshot_probe (n) VALUES (2)"),))
+            writer.start()
+            writer.join(timeout=30)
+            assert not writer.is_alive(), "a read must not block a projection's write"
+            return before, count(c)
+
+        assert read_model.read(page) == (1, 1)
+        assert read_model.read(count) == 2  # the next read sees the commit
+    finally:
+        app.close()

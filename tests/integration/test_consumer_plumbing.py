@@ -30,6 +30,23 @@ def read_topic(bootstrap: str, topic: str, partitions: int = 3) -> list:
     return records
 
 
+async def an_invitation_applies_after(publish: Publish, api, client_name: str) -> None:  # type: ignore[no-untyped-def]
+    """A firm's admin and one invited client, published after whatever the test sent: the
+    consumer went on when the invitation shows on the admin's Invitations tab."""
+    firm, admin = unique("firm"), unique("admin")
+    publish("platform.partner-members", "partner.member.added.v1", firm,
+            {"user_id": admin, "email": f"{admin}@firm.test", "name": "Ada", "role": "admin", "locale": "en"})
+    publish("platform.partner-clients", "client.partner_invited.v1", firm,
+            {"client_id": unique("c"), "client_name": client_name})
+
+    async def applied() -> bool:
+        page = (await api.get("/v1/clients", params={"tab": "invitations"},
+                              headers=auth(admin, firm, "admin"))).json()
+        return len(page["items"]) == 1
+
+    await eventually(applied)
+
+
 async def test_a_redelivered_event_changes_nothing_and_a_restart_resumes_where_it_was(
     broker, stores, store_kind: str, publish: Publish
 ) -> None:
@@ -77,7 +94,6 @@ async def test_a_redelivered_event_changes_nothing_and_a_restart_resumes_where_i
 async def test_unreadable_records_go_to_the_dead_letter_topic_and_the_consumer_goes_on(
     broker, stores, publish: Publish, producer
 ) -> None:
-    firm, admin = unique("firm"), unique("admin")
     async with client_directory(broker.bootstrap, stores.new("sqlite")) as (_, api):
         poison_key = unique("poison").encode()
         producer.send("platform.partner-clients", key=poison_key, value=b'{"truncated": ',
@@ -86,17 +102,7 @@ async def test_unreadable_records_go_to_the_dead_letter_topic_and_the_consumer_g
                       value=b'{"specversion":"1.0","id":"x","source":"/s","type":"client.exploded.v1",'
                             b'"time":"2026-01-01T00:00:00Z","subject":"c","partnerid":"f","data":{}}')
         producer.flush()
-        publish("platform.partner-members", "partner.member.added.v1", firm,
-                {"user_id": admin, "email": f"{admin}@firm.test", "name": "Ada", "role": "admin", "locale": "en"})
-        publish("platform.partner-clients", "client.partner_invited.v1", firm,
-                {"client_id": "c-9", "client_name": "After the poison"})
-
-        async def applied() -> bool:
-            page = (await api.get("/v1/clients", params={"tab": "invitations"},
-                                  headers=auth(admin, firm, "admin"))).json()
-            return len(page["items"]) == 1
-
-        await eventually(applied)
+        await an_invitation_applies_after(publish, api, "After the poison")
 
         async def dead_letters() -> list:
             records = await asyncio.to_thread(read_topic, broker.bootstrap, "platform.partner-clients.dlq")
@@ -130,21 +136,10 @@ async def test_a_record_whose_reading_fails_unexpectedly_is_dead_lettered_not_lo
         return parse(record)
 
     monkeypatch.setattr(events.kafka, "parse_record", parse_or_trip)
-    firm, admin = unique("firm"), unique("admin")
     async with client_directory(broker.bootstrap, stores.new("sqlite")) as (_, api):
         producer.send("platform.partner-clients", key=odd_key, value=b'{"odd": true}')
         producer.flush()
-        publish("platform.partner-members", "partner.member.added.v1", firm,
-                {"user_id": admin, "email": f"{admin}@firm.test", "name": "Ada", "role": "admin", "locale": "en"})
-        publish("platform.partner-clients", "client.partner_invited.v1", firm,
-                {"client_id": "c-1", "client_name": "Beside the odd one"})
-
-        async def applied() -> bool:
-            page = (await api.get("/v1/clients", params={"tab": "invitations"},
-                                  headers=auth(admin, firm, "admin"))).json()
-            return len(page["items"]) == 1
-
-        await eventually(applied)
+        await an_invitation_applies_after(publish, api, "Beside the odd one")
 
         async def dead_letter() -> list:
             records = await asyncio.to_thread(read_topic, broker.bootstrap, "platform.partner-clients.dlq")

@@ -174,9 +174,15 @@ class PostgresInboxRecorder(PostgresProcessRecorder):
             "CREATE TABLE IF NOT EXISTS {} ({} text COLLATE \"C\" PRIMARY KEY, {}, seq bigserial)"
         ).format(table, sql.Identifier(COLUMNS[0]),
                  sql.SQL(", ").join(sql.SQL("{} text NOT NULL").format(sql.Identifier(c)) for c in COLUMNS[1:])))
+        # Only when missing: CREATE INDEX takes a share lock on the table even when the index
+        # exists, and a process opening the store (another instance, an on-call command) then
+        # deadlocked with a running one that held inbox rows and waited for the events table.
+        index = sql.SQL("{}.{}").format(sql.Identifier(datastore.schema),
+                                        sql.Identifier(self.inbox_table_name + "_subject"))
         self.sql_create_statements.append(sql.SQL(
-            "CREATE INDEX IF NOT EXISTS {} ON {} (partner_id, subject, received_at)"
-        ).format(sql.Identifier(self.inbox_table_name + "_subject"), table))
+            "DO $$ BEGIN IF to_regclass({}) IS NULL THEN "
+            "CREATE INDEX IF NOT EXISTS {} ON {} (partner_id, subject, received_at); END IF; END $$"
+        ).format(sql.Literal(index.as_string(None)), sql.Identifier(self.inbox_table_name + "_subject"), table))
         self._insert_inbox = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
             table, columns, sql.SQL(", ").join(sql.Placeholder() for _ in COLUMNS))
         self._select_inbox = sql.SQL("SELECT {} FROM {}").format(columns, table)

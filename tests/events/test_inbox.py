@@ -168,3 +168,29 @@ def test_a_fetch_from_several_partitions_is_applied_in_one_transaction_with_ever
     assert sink.position(topic, 2) is None
     assert ledger.inbox.inbox_received(["c", "d"]) == set()
     assert ledger.inbox.inbox_count() == 2
+
+
+def test_opening_a_postgresql_store_waits_for_no_running_batch(stores: Stores) -> None:
+    """A process opening the store (another instance, an on-call command) while a batch holds
+    inbox rows uncommitted: it must not queue behind that batch, or the batch's next lock (the
+    events table's) closes a deadlock."""
+    import threading
+
+    import psycopg
+
+    url = stores.new("postgresql")
+    first = Ledger(StoreUrl.parse("TEST_DB", url))
+    try:
+        with psycopg.connect(url) as batch:  # a transaction holding an inbox row, not committed
+            batch.execute("INSERT INTO inboxtest_inbox (event_id, event_type, partner_id, subject, source, "
+                          "kafka_position, outcome, reason, received_at) "
+                          "VALUES ('x', 't', 'f', 's', '/s', 'k:0:0', 'applied', '', 'now')")
+            opened: list[Ledger] = []
+            opener = threading.Thread(target=lambda: opened.append(Ledger(StoreUrl.parse("TEST_DB", url))))
+            opener.start()
+            opener.join(timeout=10)
+            assert not opener.is_alive(), "opening the store queued behind an uncommitted batch"
+            batch.rollback()
+        opened[0].close()
+    finally:
+        first.close()

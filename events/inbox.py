@@ -131,7 +131,8 @@ class InboxSink:
         self._counters: dict[tuple[str, str, str], Any] = {}  # labelled children: labels() is not free
 
     def _unit_of_work(self, events: Sequence[InboundEvent]) -> tuple[UnitOfWork, set[str]]:
-        """The batch's unit of work, loaded, and which of its event ids were received before."""
+        """The batch's unit of work, loaded, and which of its event ids were received before
+        (as the inbox table holds them: `stored_text`)."""
         uow = UnitOfWork(self.app)
         if self.keys is not None:
             uow.prefetch(key for inbound in events for key in self.keys(inbound))
@@ -141,7 +142,8 @@ class InboxSink:
         return self.app.tracked(tracking_name(topic, partition))
 
     def positions(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
-        return {(topic, partition): self.position(topic, partition) for topic, partition in partitions}
+        names = {tracking_name(topic, partition): (topic, partition) for topic, partition in partitions}
+        return {names[name]: position for name, position in self.app.tracked_many(list(names)).items()}
 
     def apply(self, topic: str, partition: int, events: Sequence[InboundEvent], last_offset: int) -> int:
         return sum(self.apply_batches([PartitionBatch(topic, partition, events, last_offset)]).values())
@@ -170,7 +172,6 @@ class InboxSink:
         uow, seen = self._unit_of_work(events)
         duplicates: dict[str, int] = {}
         now = datetime.now(UTC)  # a batch is received at once
-        seen = {stored_text(i) for i in seen}
         for inbound in events:
             key = stored_text(inbound.id)  # the id as the inbox table holds it
             if key in seen:  # received before, or earlier in this batch

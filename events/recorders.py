@@ -74,12 +74,8 @@ def inbox_table_name(events_table_name: str) -> str:
     return events_table_name.removesuffix("_events") + "_inbox"
 
 
-def _as_stored(event_ids: Sequence[str]) -> dict[str, list[str]]:
-    """Each id as stored, with the ids given that are stored as it."""
-    stored: dict[str, list[str]] = {}
-    for event_id in event_ids:
-        stored.setdefault(stored_text(event_id), []).append(event_id)
-    return stored
+def _stored_ids(event_ids: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(stored_text(event_id) for event_id in event_ids))
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -109,20 +105,23 @@ class SQLiteInboxRecorder(SQLiteProcessRecorder):
         entries: Sequence[InboxEntry] = kwargs.get("inbox", ())
         if entries:
             c.executemany(self._insert_inbox, [e.row() for e in entries])
-        for tracking in kwargs.get("trackings", ()):  # the other partitions of a fetch
+        for tracking in kwargs.get("trackings", ()):  # a fetch's partitions, in the order given
             self._insert_tracking(c, tracking)
         return super()._insert_events(c, stored_events, **kwargs)
 
     def inbox_received(self, event_ids: Sequence[str]) -> set[str]:
-        """Which of these event ids were received already."""
-        stored = _as_stored(event_ids)
+        """Which of these event ids were received already, as stored (`stored_text`)."""
         found: set[str] = set()
         with self.datastore.transaction(commit=False) as c:
-            for chunk in _chunks(list(stored)):
+            for chunk in _chunks(_stored_ids(event_ids)):
                 c.execute(f"SELECT event_id FROM {self.inbox_table_name} WHERE event_id IN "
                           f"({','.join('?' * len(chunk))})", list(chunk))
                 found.update(row[0] for row in c.fetchall())
-        return {original for key in found for original in stored[key]}
+        return found
+
+    def max_tracking_ids(self, names: Sequence[str]) -> dict[str, int | None]:
+        with self.datastore.transaction(commit=False) as c:
+            return {name: self._max_tracking_id(name, c) for name in names}
 
     def inbox_entry(self, event_id: str) -> InboxEntry | None:
         with self.datastore.transaction(commit=False) as c:
@@ -191,19 +190,22 @@ class PostgresInboxRecorder(PostgresProcessRecorder):
         entries: Sequence[InboxEntry] = kwargs.get("inbox", ())
         if entries:
             curs.executemany(self._insert_inbox, [e.row() for e in entries])
-        for tracking in kwargs.get("trackings", ()):  # the other partitions of a fetch
+        for tracking in kwargs.get("trackings", ()):  # a fetch's partitions, in the order given
             self._insert_tracking(curs, tracking)
         super()._insert_events(curs, stored_events, **kwargs)
 
     def inbox_received(self, event_ids: Sequence[str]) -> set[str]:
-        stored = _as_stored(event_ids)
         found: set[str] = set()
         statement = sql.SQL("SELECT event_id FROM {} WHERE event_id = ANY(%s)").format(self._inbox_table)
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            for chunk in _chunks(list(stored)):
+            for chunk in _chunks(_stored_ids(event_ids)):
                 curs.execute(statement, (list(chunk),), prepare=True)
                 found.update(row["event_id"] for row in curs.fetchall())
-        return {original for key in found for original in stored[key]}
+        return found
+
+    def max_tracking_ids(self, names: Sequence[str]) -> dict[str, int | None]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return {name: self._max_tracking_id(name, curs) for name in names}
 
     def inbox_entry(self, event_id: str) -> InboxEntry | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

@@ -144,11 +144,11 @@ class EventStoreApplication(Application[Any]):
         Returns the last notification id written (None when there was nothing to write and no
         tracking). Raises IntegrityError if a tracking position was already recorded.
         """
-        if tracking is None and trackings:
-            tracking, trackings = trackings[0], trackings[1:]
         processing_event: ProcessingEvent[Any] = ProcessingEvent(tracking=tracking)
         if trackings:
-            processing_event.saved_kwargs["trackings"] = list(trackings)  # to the recorder's _insert_events
+            # To the recorder's _insert_events, which inserts them in the order given (eventsourcing
+            # would insert `tracking` after them: a fetch's positions all go this way).
+            processing_event.saved_kwargs["trackings"] = list(trackings)
         inbox: list[InboxEntry] = []
         for aggregate in aggregates:
             if isinstance(aggregate, InboxEntry):
@@ -162,7 +162,7 @@ class EventStoreApplication(Application[Any]):
                 processing_event.events.append(aggregate)
             else:
                 processing_event.collect_events(aggregate)
-        if not processing_event.events and tracking is None and not inbox:
+        if not processing_event.events and tracking is None and not trackings and not inbox:
             return None
         if inbox:
             processing_event.saved_kwargs["inbox"] = inbox  # to the recorder's _insert_events
@@ -176,6 +176,10 @@ class EventStoreApplication(Application[Any]):
 
     def tracked(self, name: str) -> int | None:
         return self.process_recorder.max_tracking_id(name)
+
+    def tracked_many(self, names: Sequence[str]) -> dict[str, int | None]:
+        """Each name's position, read on one connection (a fetch's partitions at once)."""
+        return self.inbox.max_tracking_ids(names)
 
     def _adopt_legacy_inbox(self) -> None:
         """Stores written before the inbox table kept an aggregate per received event: their

@@ -41,6 +41,7 @@ def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *,
     read_ahead = read_model.kind != "sqlite"
 
     def read_after(position: int) -> Sequence[Notification]:
+        # From the position this loop reached (it recorded it), not re-read from the store.
         return directory.recorder.select_notifications(start=position, limit=batch_size, topics=fresh.topics,
                                                        inclusive_of_start=False)
 
@@ -53,7 +54,7 @@ def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *,
     ) as progress:
         task = progress.add_task("rebuild", total=head, completed=done, rate="-")
         with ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as reader:
-            batch = fresh.pending(limit=batch_size)
+            batch = read_after(done)
             while batch:
                 done = batch[-1].id
                 following = reader.submit(read_after, done) if read_ahead else None
@@ -63,7 +64,7 @@ def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *,
                                 rate=f"{done / elapsed:,.0f}")
                 if stop_after is not None and done >= stop_after:
                     return done
-                batch = following.result() if following else fresh.pending(limit=batch_size)
+                batch = following.result() if following else read_after(done)
     switch_over(read_model, fresh.name, done)
     return done
 

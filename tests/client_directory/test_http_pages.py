@@ -14,7 +14,8 @@ import pytest
 from fastapi import HTTPException
 
 from contracts.api import ClientPage
-from services.client_directory.adapters.auth import TokenVerifier, caller_from
+from services.client_directory.adapters.auth import TokenVerifier, bearer_token
+from services.client_directory.adapters.auth import verify as verify_in_full
 from services.client_directory.adapters.http import page_json
 from services.client_directory.projections.clients import Caller, accountants_query
 from tests.client_directory.support import (
@@ -103,7 +104,7 @@ def test_refused_tokens_are_not_remembered_and_say_why_every_time() -> None:
         for _ in range(2):
             assert refused(verify, authorization) == reason
             with pytest.raises(HTTPException) as uncached:
-                caller_from(authorization, SECRET)
+                verify_in_full(bearer_token(authorization), SECRET)
             assert uncached.value.detail == reason
     assert verify.remembered() == 0
 

@@ -48,16 +48,12 @@ def verify(token: str, secret: str) -> tuple[Caller, int]:
     return Caller(partner_id=partner_id, user_id=sub, role=role), int(claims["exp"])
 
 
-def caller_from(authorization: str | None, secret: str) -> Caller:
-    return verify(bearer_token(authorization), secret)[0]
-
-
 class TokenVerifier:
-    """`caller_from` with a bounded memory of the tokens it verified (signature, claims): a
-    token seen again costs a dictionary lookup and the expiry check, which is made on every
-    use, as PyJWT makes it (`exp <= now` is expired). Only tokens that passed are remembered
-    (a refused token is checked in full each time); nothing else about a token changes with
-    time (`nbf` and `iat` only become valid)."""
+    """The caller a request's Authorization header names (`verify`), with a bounded memory of
+    the tokens it verified (signature, claims): a token seen again costs a dictionary lookup
+    and the expiry check, which is made on every use, as PyJWT makes it (`exp <= now` is
+    expired). Only tokens that passed are remembered (a refused token is checked in full each
+    time); nothing else about a token changes with time (`nbf` and `iat` only become valid)."""
 
     def __init__(self, secret: str, size: int = VERIFIED_TOKENS, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock

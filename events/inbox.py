@@ -23,11 +23,7 @@ from events.metrics import EVENTS_APPLIED, EVENTS_REJECTED
 from events.recorders import InboxEntry, stored_text
 from events.store import EventStoreApplication
 
-__all__ = ["Handler", "InboxEntry", "InboxSink", "Keys", "ReceivedEvent", "Rejected", "UnitOfWork"]
-
-
-class Rejected(Exception):
-    """A valid event that is illegal in the current state; the message is the reason."""
+__all__ = ["Handler", "InboxEntry", "InboxSink", "Keys", "ReceivedEvent", "UnitOfWork"]
 
 
 class ReceivedEvent(Aggregate):
@@ -123,10 +119,13 @@ Keys = Callable[[InboundEvent], Iterable[uuid.UUID]]
 class InboxSink:
     """Applies a fetch's batches through the service's handler, atomically with their positions."""
 
-    def __init__(self, service: str, app: EventStoreApplication, handle: Handler, keys: Keys | None = None) -> None:
+    def __init__(self, service: str, app: EventStoreApplication, handle: Handler, *,
+                 rejected: type[Exception], keys: Keys | None = None) -> None:
         self.service = service
         self.app = app
         self.handle = handle
+        # The domain's own rejection type: the plumbing knows no service's domain.
+        self.rejected = rejected
         self.keys: Keys | None = keys if keys is not None else getattr(app, "inbox_keys", None)
         self._counters: dict[tuple[str, str, str], Any] = {}  # labelled children: labels() is not free
 
@@ -186,7 +185,7 @@ class InboxSink:
         outcome, reason = "applied", ""
         try:
             self.handle(inbound, uow)
-        except Rejected as rejection:
+        except self.rejected as rejection:
             outcome, reason = "rejected", str(rejection)
         record = inbound.record
         uow.receive(received(inbound, f"{record.topic}:{record.partition}:{record.offset}", outcome, reason, now))

@@ -14,6 +14,7 @@ from events.config import ConfigError
 from events.logs import configure
 from events.runtime import Runtime, run_service
 from services.client_directory.config import Settings
+from services.client_directory.domain.model import Rejected as DirectoryRejected
 
 log = logging.getLogger("client_directory")
 
@@ -78,7 +79,7 @@ def run_ops(args: argparse.Namespace, settings: Settings) -> int:
         return show(directory, client=args.client, member=args.member, partner=args.partner, as_json=args.json)
     from services.client_directory.service import CONSUMES
 
-    sink = InboxSink("client_directory", directory, directory.handle)
+    sink = InboxSink("client_directory", directory, directory.handle, rejected=DirectoryRejected)
     return ops.run_command(args, directory, sink, settings.kafka, consumes=[t.value for t in CONSUMES],
                            group_id=settings.group_id)
 

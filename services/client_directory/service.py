@@ -18,6 +18,7 @@ from services.client_directory.adapters.http import build_api
 from services.client_directory.adapters.portal import mount_portal
 from services.client_directory.application.directory import ClientDirectory
 from services.client_directory.config import Settings
+from services.client_directory.domain.model import Rejected as DirectoryRejected
 from services.client_directory.projections.clients import ClientQueries, ClientsProjection
 
 SERVICE = "client_directory"
@@ -50,7 +51,7 @@ def build(settings: Settings, *, session_timeout_ms: int = 10_000) -> ClientDire
     projection = ClientsProjection(directory, read_model)
     queries = ClientQueries(read_model)
     broker = make_broker(settings.kafka, client_id=SERVICE)
-    sink = InboxSink(SERVICE, directory, directory.handle)
+    sink = InboxSink(SERVICE, directory, directory.handle, rejected=DirectoryRejected)
     consumer = TrackedConsumer(
         broker, sink, [t.value for t in CONSUMES], settings.group_id,
         session_timeout_ms=session_timeout_ms,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from events import ops
 from events.config import ConfigError
 from events.logs import configure
+from services.notifier.domain.model import Rejected as NotifierRejected
 
 if TYPE_CHECKING:
     from services.notifier.application.digests import DigestScheduler
@@ -159,7 +160,8 @@ def run_ops(args: argparse.Namespace, settings: Settings) -> int:
         return show(notifier, client=args.client, member=args.member, partner=args.partner, as_json=args.json)
     # Replayed events go through the live consumer's inbox; this process runs no sender, and
     # an event whose id was processed changes nothing, so a replay sends no email.
-    return ops.run_command(args, notifier, InboxSink(SERVICE, notifier, notifier.handle), settings.kafka,
+    sink = InboxSink(SERVICE, notifier, notifier.handle, rejected=NotifierRejected)
+    return ops.run_command(args, notifier, sink, settings.kafka,
                            consumes=[t.value for t in CONSUMES], group_id=settings.group_id)
 
 

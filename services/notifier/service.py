@@ -33,6 +33,7 @@ from services.notifier.application.reminders import ReminderDispatcher, fact_wat
 from services.notifier.application.sender import MailSender
 from services.notifier.application.unsubscribe import Unsubscriber, UnsubscribeTokens
 from services.notifier.config import Settings
+from services.notifier.domain.model import Rejected as NotifierRejected
 from services.notifier.projections.schedule import ScheduleIndex
 
 log = logging.getLogger("notifier.service")
@@ -87,7 +88,7 @@ def build(settings: Settings, *, session_timeout_ms: int = 10_000, retry_base_de
     leadership = Leadership(settings.store, SERVICE)
     tokens = UnsubscribeTokens(settings.unsubscribe_secret)
     broker = make_broker(settings.kafka, client_id=SERVICE)
-    sink = InboxSink(SERVICE, notifier, notifier.handle)
+    sink = InboxSink(SERVICE, notifier, notifier.handle, rejected=NotifierRejected)
     consumer = TrackedConsumer(
         broker, sink, [t.value for t in CONSUMES], settings.group_id,
         session_timeout_ms=session_timeout_ms, heartbeat_interval_ms=max(500, session_timeout_ms // 5),

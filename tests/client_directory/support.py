@@ -18,6 +18,7 @@ from events.envelope import InboundEvent, InboundRecord, parse_record
 from events.inbox import InboxSink
 from events.store import ReadModel
 from services.client_directory.application.directory import ClientDirectory
+from services.client_directory.domain.model import Rejected as DirectoryRejected
 from services.client_directory.projections.clients import Caller, ClientQueries, ClientsProjection
 
 
@@ -107,7 +108,7 @@ class Directory:
         self.read_model = ReadModel(self.app)
         self.projection = ClientsProjection(self.app, self.read_model)
         self.queries = ClientQueries(self.read_model)
-        self.sink = InboxSink("client_directory", self.app, self.app.handle)
+        self.sink = InboxSink("client_directory", self.app, self.app.handle, rejected=DirectoryRejected)
         self.offsets: dict[str, int] = defaultdict(lambda: -1)
 
     def send(self, *events: dict[str, Any] | Iterable[dict[str, Any]]) -> None:

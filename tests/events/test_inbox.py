@@ -14,11 +14,15 @@ from eventsourcing.persistence import IntegrityError
 
 from events.config import StoreUrl
 from events.envelope import InboundEvent, InboundRecord, parse_record
-from events.inbox import InboxEntry, InboxSink, ReceivedEvent, Rejected, UnitOfWork
+from events.inbox import InboxEntry, InboxSink, ReceivedEvent, UnitOfWork
 from events.kafka import PartitionBatch
 from events.ops import inbox_history
 from events.store import EventStoreApplication
 from tests.conftest import Stores
+
+
+class Rejected(Exception):
+    """The test domain's rejection."""
 
 
 class Ledger(EventStoreApplication):
@@ -61,7 +65,7 @@ class Counting:
 
 def test_an_event_id_is_applied_once_within_a_batch_and_across_batches(ledger: Ledger) -> None:
     handler = Counting()
-    sink = InboxSink("test", ledger, handler)
+    sink = InboxSink("test", ledger, handler, rejected=Rejected)
     assert sink.apply("platform.partner-clients", 0, [inbound("e1", 0), inbound("e2", 1), inbound("e1", 2)], 2) == 1
     assert sink.apply("platform.partner-clients", 0, [inbound("e2", 3), inbound("e3", 4)], 4) == 1
     assert handler.applied == ["e1", "e2", "e3"]
@@ -70,7 +74,7 @@ def test_an_event_id_is_applied_once_within_a_batch_and_across_batches(ledger: L
 
 
 def test_the_inbox_keeps_where_each_event_came_from_and_why_it_was_rejected(ledger: Ledger) -> None:
-    sink = InboxSink("test", ledger, Counting())
+    sink = InboxSink("test", ledger, Counting(), rejected=Rejected)
     sink.apply("platform.partner-clients", 0, [inbound("ok", 7), inbound("no", 8, client_id="bad")], 8)
     ok, no = ledger.inbox.inbox_entry("ok"), ledger.inbox.inbox_entry("no")
     assert ok is not None and no is not None
@@ -96,7 +100,7 @@ def test_a_second_instance_recording_the_same_event_id_changes_nothing(ledger: L
 
 
 def test_history_is_in_the_order_applied_and_limited_to_the_latest(ledger: Ledger) -> None:
-    sink = InboxSink("test", ledger, Counting())
+    sink = InboxSink("test", ledger, Counting(), rejected=Rejected)
     sink.apply("platform.partner-clients", 0, [inbound("z", 0), inbound("b", 1), inbound("y", 2)], 2)
     for offset in range(3, 6):
         sink.apply("platform.partner-clients", 0, [inbound(f"e{offset}", offset)], offset)
@@ -123,7 +127,8 @@ def test_a_store_written_with_received_event_aggregates_keeps_its_inbox(store_ur
         entry = reopened.inbox.inbox_entry("old-2")
         assert entry is not None and (entry.outcome, entry.reason) == ("rejected", "no")
         handler = Counting()
-        InboxSink("test", reopened, handler).apply_replay([inbound("old-1", 1), inbound(str(uuid.uuid4()), 9)])
+        sink = InboxSink("test", reopened, handler, rejected=Rejected)
+        sink.apply_replay([inbound("old-1", 1), inbound(str(uuid.uuid4()), 9)])
         assert len(handler.applied) == 1
     finally:
         reopened.close()
@@ -142,7 +147,7 @@ def test_an_event_with_a_nul_character_is_recorded_rejected_and_stays_a_duplicat
         if "\x00" in event.id or "\x00" in event.envelope.subject:
             raise Rejected("an id or name contains a NUL character")
 
-    sink = InboxSink("test", ledger, refuse_nul)
+    sink = InboxSink("test", ledger, refuse_nul, rejected=Rejected)
     assert sink.apply("platform.partner-clients", 0, [inbound("bad\x00id", 0, client_id="c\x00")], 0) == 0
     assert sink.apply("platform.partner-clients", 0, [inbound("bad\x00id", 1, client_id="c\x00")], 1) == 1
     entry = ledger.inbox.inbox_entry("bad\x00id")
@@ -153,7 +158,7 @@ def test_an_event_with_a_nul_character_is_recorded_rejected_and_stays_a_duplicat
 
 def test_a_fetch_from_several_partitions_is_applied_in_one_transaction_with_every_position(ledger: Ledger) -> None:
     handler, topic = Counting(), "platform.partner-clients"
-    sink = InboxSink("test", ledger, handler)
+    sink = InboxSink("test", ledger, handler, rejected=Rejected)
     fetch = [PartitionBatch(topic, 0, [inbound("a", 5)], 5),
              PartitionBatch(topic, 1, [inbound("b", 9, partition=1), inbound("a", 10, partition=1)], 10)]
     assert sink.apply_batches(fetch) == {topic: 1}, "the same id in another partition is a duplicate"

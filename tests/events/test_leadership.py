@@ -22,6 +22,7 @@ from events.leadership import LeaderOnly, Leadership
 from events.runtime import Runtime
 from events.store import EventStoreApplication, ReadModel
 from services.client_directory.application.directory import ClientDirectory
+from services.client_directory.domain.model import Rejected as DirectoryRejected
 from services.client_directory.projections.clients import ClientsProjection
 from tests.faults.workload import workload
 
@@ -113,7 +114,7 @@ async def test_the_runtime_leads_in_one_instance_and_the_other_takes_over_when_i
 
 
 def fill(directory: ClientDirectory, records: int) -> None:
-    sink = InboxSink("client_directory", directory, directory.handle)
+    sink = InboxSink("client_directory", directory, directory.handle, rejected=DirectoryRejected)
     events: dict[str, list[Any]] = {}
     for offset, record in enumerate(workload(records, seed=11)):
         inbound = parse_record(InboundRecord(record.topic, 0, offset, record.key, record.value, (), 0))

@@ -23,6 +23,7 @@ from events.config import KafkaSettings, StoreUrl
 from events.envelope import InboundRecord, parse_record
 from events.inbox import InboxSink
 from services.client_directory.config import Settings
+from services.client_directory.domain.model import Rejected as DirectoryRejected
 from services.client_directory.service import build
 from tests.harness import SECRET, token
 
@@ -35,7 +36,7 @@ B_CLIENTS = {"connected": "b-connected", "shared": "shared"}
 
 
 def seed(service: Any) -> None:
-    sink = InboxSink("client_directory", service.directory, service.directory.handle)
+    sink = InboxSink("client_directory", service.directory, service.directory.handle, rejected=DirectoryRejected)
     offset = 0
 
     def send(topic: str, type_: str, partner: str, data: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from events.outbox import OutboundMessage
 from services.notifier.application.digests import DigestScheduler
 from services.notifier.application.notifier import Notifier
 from services.notifier.domain.model import Delivery, Preference, preference_key
+from services.notifier.domain.model import Rejected as NotifierRejected
 from services.notifier.domain.schedule import ZONE
 from services.notifier.projections.schedule import ScheduleIndex
 
@@ -35,7 +36,7 @@ class World:
         self.store = StoreUrl.parse("NOTIFIER_DB", store_url)
         self.notifier = Notifier(self.store)
         self.notifier.mail_from = mail_from
-        self.sink = InboxSink("notifier", self.notifier, self.notifier.handle)
+        self.sink = InboxSink("notifier", self.notifier, self.notifier.handle, rejected=NotifierRejected)
         self.index = ScheduleIndex(self.notifier)
         self.scheduler = DigestScheduler(self.notifier, self.index, mail_from=mail_from)
         self._offsets: dict[str, int] = defaultdict(lambda: -1)

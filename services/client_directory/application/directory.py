@@ -37,7 +37,7 @@ from contracts.events import (
     Topic,
 )
 from events.envelope import InboundEvent
-from events.inbox import InboxEntry, Rejected, UnitOfWork
+from events.inbox import InboxEntry, UnitOfWork
 from events.outbox import OutboundMessage, message_id
 from events.store import EventStoreApplication
 from services.client_directory.domain.model import (
@@ -47,6 +47,7 @@ from services.client_directory.domain.model import (
     ClientRelationship,
     Member,
     NotificationPreference,
+    Rejected,
     assignments_key,
     client_key,
     figures_key,

@@ -11,7 +11,10 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from events.inbox import Rejected
+
+class Rejected(Exception):
+    """A valid fact that is illegal in the current state; the message is the reason on-call reads."""
+
 
 NAMESPACE = uuid.UUID("7d7c0e3a-3a55-4d8e-9d8f-1f0a6b2b9c01")
 # A batch computes each key twice (to load its aggregates, then to apply): uuid5 hashes.

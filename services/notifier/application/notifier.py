@@ -35,13 +35,14 @@ from contracts.events import (
     ReminderRequested,
 )
 from events.envelope import InboundEvent
-from events.inbox import Rejected, UnitOfWork
+from events.inbox import UnitOfWork
 from events.store import EventStoreApplication
 from services.notifier.domain.model import (
     ClientFile,
     Delivery,
     Member,
     Preference,
+    Rejected,
     Reminder,
     client_key,
     member_key,

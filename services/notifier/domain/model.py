@@ -10,7 +10,10 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from events.inbox import Rejected
+
+class Rejected(Exception):
+    """A valid fact that is illegal in the current state; the message is the reason on-call reads."""
+
 
 NAMESPACE = uuid.UUID("a3c8e0a4-5f0e-4b8e-8d7e-4b9a0e6c2f10")
 

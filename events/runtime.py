@@ -20,12 +20,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from events.config import StoreUrl
 from events.follower import FollowerRunner, LogFollower
+from events.http_limits import Limits, RequestLimits, protocol_with
 from events.leadership import Leadership
 from events.metrics import HTTP_LATENCY, LEADER
 from events.store import EventStoreApplication
 
 T = TypeVar("T")
 log = logging.getLogger("events.runtime")
+DEFAULT_LIMITS = Limits()
 
 
 class Runtime:
@@ -209,6 +211,20 @@ class HttpMetrics:
                 time.perf_counter() - started)
 
 
+def http_server(front: Swappable, host: str, port: int, limits: Limits = DEFAULT_LIMITS) -> uvicorn.Server:
+    """uvicorn serving `front` within the request limits (events.http_limits). Writes to the
+    API are authenticated before their body is read when the app names how (`state.authenticate`)."""
+
+    def authenticate(authorization: str | None) -> object:
+        check = getattr(getattr(front.app, "state", None), "authenticate", None)
+        return check(authorization) if check is not None else None
+
+    config = uvicorn.Config(RequestLimits(front, limits, authenticate), host=host, port=port, log_level="warning",
+                            lifespan="off", access_log=False, http=protocol_with(limits),
+                            timeout_keep_alive=5)
+    return uvicorn.Server(config)
+
+
 class Swappable:
     """An ASGI app whose target is replaced once the service is built: HTTP answers from the
     first second (liveness yes, readiness no, with the reason) while the store is not there."""
@@ -274,8 +290,7 @@ async def serve_when_ready(service: str, build: Callable[[], tuple[FastAPI, Runt
     """
     waiting = {"store": "opening", "broker": "not connected yet"}
     front = Swappable(starting_app(service, waiting))
-    config = uvicorn.Config(front, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
+    server = http_server(front, host, port)
     server_task = asyncio.create_task(server.serve(), name="http")
     delay, attempt = 0.5, 0
     while True:
@@ -306,8 +321,7 @@ async def serve_when_ready(service: str, build: Callable[[], tuple[FastAPI, Runt
 
 async def serve(api: FastAPI, runtime: Runtime, host: str, port: int) -> None:
     """Serve HTTP at once (readiness says what is missing), then connect and run the rest."""
-    config = uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
+    server = http_server(Swappable(api), host, port)
     server_task = asyncio.create_task(server.serve(), name="http")
     try:
         await runtime.start()

@@ -1,7 +1,10 @@
-"""Configuration read from the environment (DESIGN.md 2.3), validated at start.
+"""Configuration read from the environment (docs/CONTRACT.md, Configuration), validated at start.
 
-A bad value raises ConfigError whose message is the one clear line the service prints
-before it exits non-zero.
+The pieces each service's one configuration reader is built from: `EnvSettings`, a
+pydantic-settings base whose `from_env(env)` reads a given mapping (never a .env file) and
+whose `variables()` names every variable it reads; `KafkaSettings`, the connection every
+service shares; `StoreUrl`, a store's URL. A bad value raises ConfigError: one line per bad
+value, naming the variable, which the service prints before it exits non-zero.
 """
 
 from __future__ import annotations
@@ -10,12 +13,81 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+#: How long a consumer group waits for a silent member before handing its partitions to
+#: another. The one default: callers take `KafkaSettings.session_timeout_ms`.
+DEFAULT_SESSION_TIMEOUT_MS = 10_000
 
 
 class ConfigError(Exception):
-    """One line naming the variable and what is wrong with it."""
+    """One line per bad value, each naming the variable and what is wrong with it."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+class MappingSource(EnvSettingsSource):
+    """Variables from the mapping given (os.environ or a test's dict), empty values unset."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._mapping = dict(env)
+        super().__init__(settings_cls, case_sensitive=True, env_ignore_empty=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._mapping, case_sensitive=True, ignore_empty=True)
+
+
+class EnvSettings(BaseSettings):
+    """Base of a configuration reader: each field's `validation_alias` is its variable.
+
+    Constructing one directly (tests) reads no environment at all; `from_env` is the reader.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, validate_by_name=True,
+                                      validate_by_alias=True, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Self:
+        try:
+            return cls(_build_sources=((MappingSource(cls, env),), {}))  # type: ignore[call-arg]
+        except ValidationError as error:
+            raise config_error(error, env) from None
+
+    @classmethod
+    def variables(cls) -> list[str]:
+        """The name of every variable this reader reads, in field order."""
+        return [str(field.validation_alias) for field in cls.model_fields.values()
+                if isinstance(field.validation_alias, str)]
+
+
+def config_error(error: ValidationError, env: Mapping[str, str]) -> ConfigError:
+    """A pydantic error as one line per bad value, naming the variable and its raw value."""
+    lines: list[str] = []
+    for item in error.errors(include_url=False):
+        message = str(item["msg"]).removeprefix("Value error, ")
+        name = str(item["loc"][0]) if item["loc"] else ""
+        if not name:
+            lines.append(message)  # a rule over several variables names them itself
+        elif item["type"] == "missing":
+            lines.append(f"{name} is not set")
+        else:
+            lines.append(f"{name}={env.get(name, item['input'])!r}: {message[:1].lower()}{message[1:]}")
+    return ConfigError(*lines)
 
 
 def env_str(env: Mapping[str, str], name: str, default: str | None = None) -> str:
@@ -67,58 +139,66 @@ def env_url(env: Mapping[str, str], name: str, default: str) -> str:
     return value.rstrip("/")
 
 
-@dataclass(frozen=True)
-class KafkaSettings:
-    bootstrap_servers: str
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: str | None = None
-    ssl_cafile: str | None = None
+Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaSettings(EnvSettings):
+    """The Kafka connection and client settings both services read."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    security_protocol: Protocol = Field("PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL")
+    sasl_mechanism: Mechanism | None = Field(None, validation_alias="KAFKA_SASL_MECHANISM",
+                                             validate_default=True)
+    sasl_username: str | None = Field(None, validation_alias="KAFKA_SASL_USERNAME")
+    sasl_password: str | None = Field(None, validation_alias="KAFKA_SASL_PASSWORD", repr=False)
+    ssl_cafile: str | None = Field(None, validation_alias="KAFKA_SSL_CAFILE")
     # Idempotence and acks=all are what production runs (Apache Kafka); the local broker
     # refuses aiokafka's InitProducerId, so local runs leave idempotence off.
-    enable_idempotence: bool = False
-    acks: Literal["all", "1", "0"] = "all"
-    # How long the group waits for a silent member before handing its partitions to another.
-    session_timeout_ms: int = 10_000
+    enable_idempotence: bool = Field(False, validation_alias="KAFKA_ENABLE_IDEMPOTENCE")
+    acks: Literal["all", "1", "0"] = Field("all", validation_alias="KAFKA_ACKS")
+    session_timeout_ms: int = Field(DEFAULT_SESSION_TIMEOUT_MS, ge=1_000, le=300_000,
+                                    validation_alias="KAFKA_SESSION_TIMEOUT_MS")
     # The most records a fetch holds; a fetch is applied as one store transaction.
-    max_poll_records: int = 5_000
+    max_poll_records: int = Field(5_000, ge=1, le=100_000, validation_alias="KAFKA_MAX_POLL_RECORDS")
 
+    def __init__(self, bootstrap_servers: str | None = None, /, **values: Any) -> None:
+        """`KafkaSettings("host:port")` in tests; every other field by name."""
+        if bootstrap_servers is not None:
+            values["bootstrap_servers"] = bootstrap_servers
+        super().__init__(**values)
+
+    @field_validator("bootstrap_servers")
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> KafkaSettings:
-        servers = env_str(env, "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-        for server in servers.split(","):
+    def _host_ports(cls, value: str) -> str:
+        for server in value.split(","):
             host, _, port = server.strip().rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ConfigError(
-                    f"KAFKA_BOOTSTRAP_SERVERS={servers!r} is not a list of host:port"
-                )
-        protocol = env_choice(
-            env, "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT",
-            ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
-        )
-        mechanism = None
-        if protocol.startswith("SASL"):
-            mechanism = env_choice(
-                env, "KAFKA_SASL_MECHANISM", "PLAIN", ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-            )
-            env_str(env, "KAFKA_SASL_USERNAME")
-            env_str(env, "KAFKA_SASL_PASSWORD")
-        cafile = env.get("KAFKA_SSL_CAFILE") or None
-        if cafile and not Path(cafile).is_file():
-            raise ConfigError(f"KAFKA_SSL_CAFILE={cafile!r} is not a readable file")
-        return cls(
-            bootstrap_servers=servers,
-            security_protocol=protocol,  # type: ignore[arg-type]
-            sasl_mechanism=mechanism,
-            sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
-            sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
-            ssl_cafile=cafile,
-            enable_idempotence=env_bool(env, "KAFKA_ENABLE_IDEMPOTENCE", False),
-            acks=env_choice(env, "KAFKA_ACKS", "all", ("all", "1", "0")),  # type: ignore[arg-type]
-            session_timeout_ms=env_int(env, "KAFKA_SESSION_TIMEOUT_MS", 10_000, 1_000, 300_000),
-            max_poll_records=env_int(env, "KAFKA_MAX_POLL_RECORDS", 5_000, 1, 100_000),
-        )
+                raise ValueError("is not a list of host:port")
+        return value
+
+    @field_validator("sasl_mechanism")
+    @classmethod
+    def _mechanism(cls, value: Mechanism | None, info: ValidationInfo) -> Mechanism | None:
+        if not str(info.data.get("security_protocol", "")).startswith("SASL"):
+            return None
+        return value or "PLAIN"
+
+    @field_validator("ssl_cafile")
+    @classmethod
+    def _readable(cls, value: str | None) -> str | None:
+        if value and not Path(value).is_file():
+            raise ValueError("is not a readable file")
+        return value or None
+
+    @model_validator(mode="after")
+    def _sasl_credentials(self) -> Self:
+        if self.security_protocol.startswith("SASL"):
+            for name, value in (("KAFKA_SASL_USERNAME", self.sasl_username),
+                                ("KAFKA_SASL_PASSWORD", self.sasl_password)):
+                if not value:
+                    raise ValueError(f"{name} is not set (KAFKA_SECURITY_PROTOCOL={self.security_protocol})")
+        return self
 
     def kafka_python_kwargs(self) -> dict[str, object]:
         """Connection settings in kafka-python's names (admin, replay tools)."""

@@ -17,8 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+from deploy.localbroker import start_broker, wait_for_port
 from deploy.smtp_sink import start_sink
-from events.localbroker import start_broker, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 
+from deploy.localbroker import LocalBroker, free_port, start_broker
 from deploy.smtp_sink import SinkHandler, start_sink
-from events.localbroker import LocalBroker, free_port, start_broker
 
 PG_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 

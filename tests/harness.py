@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import httpx
 import jwt
 
+from deploy.localbroker import free_port
 from events.config import KafkaSettings, StoreUrl
-from events.localbroker import free_port
 from events.runtime import serve
 from services.client_directory.config import Settings as DirectorySettings
 from services.client_directory.service import ClientDirectoryService

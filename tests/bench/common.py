@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from events.localbroker import LocalBroker, free_port, start_broker, wait_for_port
+from deploy.localbroker import LocalBroker, free_port, start_broker, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_DSN = os.environ.get("BENCH_POSTGRES_DSN",

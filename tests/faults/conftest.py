@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from kafka import KafkaProducer
 
-from events.localbroker import LocalBroker, start_broker
+from deploy.localbroker import LocalBroker, start_broker
 
 
 @pytest.fixture(scope="module")

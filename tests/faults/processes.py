@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from events.localbroker import free_port
+from deploy.localbroker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

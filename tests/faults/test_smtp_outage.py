@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.localbroker import free_port
 from deploy.smtp_sink import start_sink
-from events.localbroker import free_port
 from services.notifier.domain.schedule import first_due
 from tests.faults.processes import ServiceProcess, wait_until
 from tests.notifier.world import World

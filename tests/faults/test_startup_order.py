@@ -12,7 +12,7 @@ import httpx
 import psycopg
 import pytest
 
-from events.localbroker import free_port, start_broker
+from deploy.localbroker import free_port, start_broker
 from tests.faults.processes import ServiceProcess, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]

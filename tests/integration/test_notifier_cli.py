@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from events.localbroker import free_port
+from deploy.localbroker import free_port
 from services.notifier.emails.render import digest_message_id
 from tests.conftest import unique
 from tests.notifier.world import MAIL_FROM, SECRET, World, cph

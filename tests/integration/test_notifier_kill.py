@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.localbroker import free_port
 from deploy.smtp_sink import SinkHandler, start_sink
-from events.localbroker import free_port
 from services.notifier.domain.schedule import previous_slot
 from tests.conftest import unique
 from tests.notifier.world import LONG_AGO, MAIL_FROM, SECRET, World

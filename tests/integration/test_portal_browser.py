@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from deploy.localbroker import LocalBroker, free_port
 from deploy.smtp_sink import SinkHandler, start_sink
-from events.localbroker import LocalBroker, free_port
 from tests.conftest import Publish, Stores, unique
 from tests.harness import auth, client_directory, eventually, notifier, token
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.localbroker import free_port
 from deploy.smtp_sink import SinkHandler, start_sink
-from events.localbroker import free_port
 from services.notifier.emails.render import digest_message_id
 from tests.notifier.world import MAIL_FROM, SECRET, World, cph
 

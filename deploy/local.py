@@ -2,13 +2,15 @@
 
 The Kafka-compatible broker on 127.0.0.1:9092 (memory only), an SMTP sink on 127.0.0.1:1025
 keeping each message under var/mail/, and both services on SQLite under var/. Ctrl-C stops
-everything.
+everything. Both services get the stack's own PORTAL_JWT_SECRET (var/portal-jwt-secret, made
+on the first run) and PORTAL_DEV_MODE=true (the dev portal).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -24,6 +26,23 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 BROKER_PORT = int(os.environ.get("LOCAL_KAFKA_PORT", "9092"))
 SMTP_PORT = int(os.environ.get("LOCAL_SMTP_PORT", "1025"))
+
+
+SECRET_FILE = VAR / "portal-jwt-secret"
+
+
+def local_secret(path: Path = SECRET_FILE) -> str:
+    """PORTAL_JWT_SECRET from the environment, else this checkout's own, made on first use.
+
+    Kept in var/ (not per run) so tokens and unsubscribe links survive a restart."""
+    if os.environ.get("PORTAL_JWT_SECRET"):
+        return os.environ["PORTAL_JWT_SECRET"]
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
 
 
 def say(text: str) -> None:
@@ -65,6 +84,7 @@ def main() -> int:
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(SMTP_PORT),
         "SMTP_TLS": "none",
+        "PORTAL_JWT_SECRET": local_secret(),
         "PORTAL_DEV_MODE": "true",
         "PYTHONUNBUFFERED": "1",
     }

@@ -18,8 +18,13 @@ from kafka import KafkaProducer
 
 from deploy.localbroker import LocalBroker, free_port, start_broker
 from deploy.smtp_sink import SinkHandler, start_sink
+from tests.secret import SECRET
 
 PG_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+# The services refuse to start without PORTAL_JWT_SECRET (unless PORTAL_DEV_MODE=true): every
+# service process a test starts inherits this one (tests.secret.SECRET, 41 bytes).
+os.environ.setdefault("PORTAL_JWT_SECRET", SECRET)
 
 
 @pytest.fixture(scope="session")

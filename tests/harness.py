@@ -23,8 +23,10 @@ from services.notifier.adapters.smtp import SmtpSettings
 from services.notifier.config import Settings as NotifierSettings
 from services.notifier.service import NotifierService
 from services.notifier.service import build as build_notifier
+from tests.secret import SECRET
 
-SECRET = "test-secret-that-is-long-enough-for-hs256"
+__all__ = ["SECRET", "auth", "client_directory", "eventually", "notifier", "token"]
+
 T = TypeVar("T")
 
 
@@ -82,7 +84,7 @@ async def client_directory(bootstrap: str, store_url: str, *, group_id: str | No
     """`overrides` are further Settings fields (e.g. dev_mode=True, dev_mail_dir=...)."""
     port = free_port()
     settings = DirectorySettings(
-        kafka=KafkaSettings(bootstrap), store=StoreUrl.parse("CLIENT_DIRECTORY_DB", store_url),
+        kafka=KafkaSettings(bootstrap_servers=bootstrap), store=StoreUrl.parse("CLIENT_DIRECTORY_DB", store_url),
         http_host="127.0.0.1", http_port=port, jwt_secret=SECRET, portal_base_url="https://portal.test",
         group_id=group_id or f"client-directory-{uuid.uuid4().hex[:6]}", **overrides,
     )
@@ -96,11 +98,11 @@ async def notifier(bootstrap: str, store_url: str, smtp_port: int, *, group_id: 
                    ) -> AsyncIterator[tuple[NotifierService, httpx.AsyncClient]]:
     port = free_port()
     settings = NotifierSettings(
-        kafka=KafkaSettings(bootstrap), store=StoreUrl.parse("NOTIFIER_DB", store_url),
+        kafka=KafkaSettings(bootstrap_servers=bootstrap), store=StoreUrl.parse("NOTIFIER_DB", store_url),
         smtp=SmtpSettings(host="127.0.0.1", port=smtp_port, timeout=5.0),
         mail_from="Partner portal <no-reply@portal.test>", portal_base_url="https://portal.test",
         public_base_url=f"http://127.0.0.1:{port}", http_host="127.0.0.1", http_port=port,
-        group_id=group_id or f"notifier-{uuid.uuid4().hex[:6]}",
+        group_id=group_id or f"notifier-{uuid.uuid4().hex[:6]}", unsubscribe_secret=SECRET,
     )
     service = await asyncio.to_thread(build_notifier, settings, session_timeout_ms=3000, retry_base_delay=0.05)
     async for client in _serve(service.api, service.runtime, port):

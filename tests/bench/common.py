@@ -213,7 +213,7 @@ class Service:
         out = open(log, "ab")  # noqa: SIM115 - the process owns it for its life
         self.process = subprocess.Popen(
             [sys.executable, "-m", module, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+            env={**os.environ, "PYTHONPATH": str(ROOT), "PORTAL_JWT_SECRET": SECRET, **env},
         )
         out.close()
         self._sampling = True

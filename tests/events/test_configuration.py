@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from events.config import DEFAULT_SESSION_TIMEOUT_MS, ConfigError, KafkaSettings
+from tests.secret import SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,6 +20,7 @@ def start(service: str, env: dict[str, str], tmp_path: Path) -> subprocess.Compl
                                                                        "CLIENT_DIRECTORY_", "MAIL_"))}
     base["CLIENT_DIRECTORY_DB"] = f"sqlite:///{tmp_path}/cd.db"
     base["NOTIFIER_DB"] = f"sqlite:///{tmp_path}/n.db"
+    base["PORTAL_JWT_SECRET"] = SECRET
     return subprocess.run([sys.executable, "-m", f"services.{service}"], cwd=ROOT, env={**base, **env},
                           capture_output=True, text=True, timeout=60)
 

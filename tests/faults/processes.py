@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.localbroker import free_port
+from tests.secret import SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +29,8 @@ class ServiceProcess:
 
     def start(self) -> None:
         port_var = "CLIENT_DIRECTORY_HTTP_PORT" if "client_directory" in self.module else "NOTIFIER_HTTP_PORT"
-        env = {**os.environ, **self.env, port_var: str(self.port), "KAFKA_SESSION_TIMEOUT_MS": "3000"}
+        env = {**os.environ, "PORTAL_JWT_SECRET": SECRET, **self.env, port_var: str(self.port),
+               "KAFKA_SESSION_TIMEOUT_MS": "3000"}
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen([sys.executable, "-m", self.module], cwd=ROOT, env=env,
                                             stdout=out, stderr=subprocess.STDOUT)

@@ -1,52 +1,131 @@
-"""client_directory's configuration (DESIGN.md 2.3), read once at start."""
+"""client_directory's configuration: every variable it reads, with its default and validation,
+read once at start (`Settings.from_env`). A bad value is a ConfigError of one line."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
-from events.config import ConfigError, KafkaSettings, StoreUrl, env_bool, env_int, env_str, env_url
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from events.config import ConfigError, KafkaSettings, StoreUrl
+
+# The development secret, accepted only with PORTAL_DEV_MODE=true (SQLite on loopback): a
+# secret written in the source is public, so it can never sign a real caller's token.
+DEV_SECRET = "dev-secret-change-me-in-production-32b"
+MIN_SECRET_BYTES = 32
+STORE_VARIABLE = "CLIENT_DIRECTORY_DB"
+STORE_DEFAULT = "sqlite:///var/client_directory.db"
+# What KafkaSettings.from_env reads (events/config.py), named here for deploy checks.
+KAFKA_VARIABLES = (
+    "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD", "KAFKA_SSL_CAFILE", "KAFKA_ENABLE_IDEMPOTENCE", "KAFKA_ACKS",
+    "KAFKA_SESSION_TIMEOUT_MS", "KAFKA_MAX_POLL_RECORDS",
+)
 
 
-@dataclass(frozen=True)
-class Settings:
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment reader over a given mapping (tests pass their own)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(settings_cls, case_sensitive=True, env_ignore_empty=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name: value for name, value in self._env.items() if value != ""}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, arbitrary_types_allowed=True, populate_by_name=True,
+                                      case_sensitive=True, extra="ignore")
+
     kafka: KafkaSettings
     store: StoreUrl
-    http_host: str
-    http_port: int
-    jwt_secret: str
-    portal_base_url: str
-    group_id: str = "client-directory"
-    dev_mode: bool = False
-    dev_mail_dir: str = "var/mail"
+    http_host: str = Field("127.0.0.1", min_length=1, validation_alias="CLIENT_DIRECTORY_HTTP_HOST")
+    http_port: int = Field(8000, ge=1, le=65535, validation_alias="CLIENT_DIRECTORY_HTTP_PORT")
+    # Empty means not given: refused unless dev_mode (see _secret).
+    jwt_secret: str = Field("", validation_alias="PORTAL_JWT_SECRET")
+    portal_base_url: str = Field("http://127.0.0.1:8000", validation_alias="PORTAL_BASE_URL")
+    group_id: str = Field("client-directory", min_length=1, validation_alias="CLIENT_DIRECTORY_GROUP_ID")
+    dev_mode: bool = Field(False, validation_alias="PORTAL_DEV_MODE")
+    dev_mail_dir: str = Field("var/mail", min_length=1, validation_alias="PORTAL_DEV_MAIL_DIR")
+    # Tokens whose `exp` is further ahead than this are refused: a leaked token is bounded.
+    token_max_lifetime_s: int = Field(24 * 3600, ge=60, le=30 * 24 * 3600,
+                                      validation_alias="PORTAL_TOKEN_MAX_LIFETIME_SECONDS")
 
-    def __post_init__(self) -> None:
+    DEV_SECRET: ClassVar[str] = DEV_SECRET
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Built with keywords, a Settings reads nothing else: `from_env` is the one reader.
+        return (init_settings,)
+
+    @field_validator("portal_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("is not an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _secret_and_dev_mode(self) -> Settings:
         # Dev mode mints tokens for anyone: only on a laptop's stack (SQLite, loopback), never
         # where a shared database or a reachable address suggests real users.
         if self.dev_mode and (self.store.kind != "sqlite" or not _loopback(self.http_host)):
             raise ConfigError(
-                "PORTAL_DEV_MODE=true needs a sqlite:// CLIENT_DIRECTORY_DB and a loopback "
+                f"PORTAL_DEV_MODE=true needs a sqlite:// {STORE_VARIABLE} and a loopback "
                 f"CLIENT_DIRECTORY_HTTP_HOST (got {self.store.kind} on {self.http_host})")
+        if not self.jwt_secret:
+            if not self.dev_mode:
+                raise ConfigError(
+                    f"PORTAL_JWT_SECRET is not set: give a secret of at least {MIN_SECRET_BYTES} bytes "
+                    "(only a local run with PORTAL_DEV_MODE=true may go without)")
+            object.__setattr__(self, "jwt_secret", DEV_SECRET)
+        if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"PORTAL_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes "
+                              "(HS256 needs at least 256 bits)")
+        return self
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
-        secret = env_str(env, "PORTAL_JWT_SECRET", "dev-secret-change-me-in-production-32b")
-        if len(secret.encode()) < 32:
-            raise ConfigError("PORTAL_JWT_SECRET is shorter than 32 bytes (HS256 needs at least 256 bits)")
-        return cls(
-            kafka=KafkaSettings.from_env(env),
-            store=StoreUrl.parse("CLIENT_DIRECTORY_DB",
-                                 env_str(env, "CLIENT_DIRECTORY_DB", "sqlite:///var/client_directory.db")),
-            http_host=env_str(env, "CLIENT_DIRECTORY_HTTP_HOST", "127.0.0.1"),
-            http_port=env_int(env, "CLIENT_DIRECTORY_HTTP_PORT", 8000, 1, 65535),
-            jwt_secret=secret,
-            portal_base_url=env_url(env, "PORTAL_BASE_URL", "http://127.0.0.1:8000"),
-            group_id=env_str(env, "CLIENT_DIRECTORY_GROUP_ID", "client-directory"),
-            dev_mode=env_bool(env, "PORTAL_DEV_MODE", False),
-            dev_mail_dir=env_str(env, "PORTAL_DEV_MAIL_DIR", "var/mail"),
-        )
+        kafka = KafkaSettings.from_env(env)
+        store = StoreUrl.parse(STORE_VARIABLE, env.get(STORE_VARIABLE) or STORE_DEFAULT)
+        values: dict[str, Any] = _Environment(cls, env)()
+        try:
+            return cls(kafka=kafka, store=store, **values)
+        except ValidationError as error:
+            raise ConfigError(_one_line(error, env)) from None
+
+    @classmethod
+    def variables(cls) -> list[str]:
+        """Every environment variable the client directory reads."""
+        own = [str(field.validation_alias) for field in cls.model_fields.values() if field.validation_alias]
+        return [*KAFKA_VARIABLES, STORE_VARIABLE, *own]
+
+
+def _one_line(error: ValidationError, env: Mapping[str, str]) -> str:
+    first = error.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else "configuration"
+    field = Settings.model_fields.get(name)
+    if field is not None and field.validation_alias:
+        name = str(field.validation_alias)
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{name}={env.get(name, '')!r}: {message}"
 
 
 def _loopback(host: str) -> bool:

@@ -49,8 +49,8 @@ def get(app: FastAPI, method: str, path: str, **kwargs: object) -> httpx.Respons
 def test_dev_mode_is_read_from_the_environment_and_allowed_on_sqlite_and_loopback() -> None:
     on = Settings.from_env({"PORTAL_DEV_MODE": "true", "PORTAL_DEV_MAIL_DIR": "/tmp/mail"})
     assert on.dev_mode and on.dev_mail_dir == "/tmp/mail"
-    assert Settings.from_env({}).dev_mode is False
-    assert Settings.from_env({}).dev_mail_dir == "var/mail"
+    assert Settings.from_env({"PORTAL_JWT_SECRET": SECRET}).dev_mode is False
+    assert Settings.from_env({"PORTAL_JWT_SECRET": SECRET}).dev_mail_dir == "var/mail"
     for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
         assert Settings.from_env({"PORTAL_DEV_MODE": "1", "CLIENT_DIRECTORY_HTTP_HOST": host}).dev_mode
 
@@ -66,7 +66,8 @@ def test_dev_mode_is_refused_on_postgresql_or_a_reachable_address_with_one_line(
         Settings.from_env({"PORTAL_DEV_MODE": "true", **env})
     message = str(refused.value)
     assert "PORTAL_DEV_MODE" in message and "\n" not in message
-    Settings.from_env({"PORTAL_DEV_MODE": "false", **env})  # the same setup without dev mode is fine
+    # The same setup without dev mode is fine, given a secret of its own.
+    Settings.from_env({"PORTAL_DEV_MODE": "false", "PORTAL_JWT_SECRET": SECRET, **env})
 
 
 def test_a_dev_mode_value_that_is_not_a_boolean_is_refused() -> None:

@@ -6,18 +6,13 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import SettingsConfigDict
 
-from events.config import ConfigError, KafkaSettings, StoreUrl
+from events.config import EnvSettings, KafkaSettings, MappingSource, StoreUrl, config_error
 
 # The development secret, accepted only with PORTAL_DEV_MODE=true (SQLite on loopback): a
 # secret written in the source is public, so it can never sign a real caller's token.
@@ -25,28 +20,12 @@ DEV_SECRET = "dev-secret-change-me-in-production-32b"
 MIN_SECRET_BYTES = 32
 STORE_VARIABLE = "CLIENT_DIRECTORY_DB"
 STORE_DEFAULT = "sqlite:///var/client_directory.db"
-# What KafkaSettings.from_env reads (events/config.py), named here for deploy checks.
-KAFKA_VARIABLES = (
-    "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME",
-    "KAFKA_SASL_PASSWORD", "KAFKA_SSL_CAFILE", "KAFKA_ENABLE_IDEMPOTENCE", "KAFKA_ACKS",
-    "KAFKA_SESSION_TIMEOUT_MS", "KAFKA_MAX_POLL_RECORDS",
-)
 
 
-class _Environment(EnvSettingsSource):
-    """pydantic-settings' environment reader over a given mapping (tests pass their own)."""
+class Settings(EnvSettings):
+    """Every variable the client directory reads (`variables()`), its default and validation."""
 
-    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
-        self._env = env
-        super().__init__(settings_cls, case_sensitive=True, env_ignore_empty=True)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {name: value for name, value in self._env.items() if value != ""}
-
-
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, arbitrary_types_allowed=True, populate_by_name=True,
-                                      case_sensitive=True, extra="ignore")
+    model_config = SettingsConfigDict(arbitrary_types_allowed=True)
 
     kafka: KafkaSettings
     store: StoreUrl
@@ -62,18 +41,6 @@ class Settings(BaseSettings):
     token_max_lifetime_s: int = Field(24 * 3600, ge=60, le=30 * 24 * 3600,
                                       validation_alias="PORTAL_TOKEN_MAX_LIFETIME_SECONDS")
 
-    DEV_SECRET: ClassVar[str] = DEV_SECRET
-
-    @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
-                                   init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource,
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Built with keywords, a Settings reads nothing else: `from_env` is the one reader.
-        return (init_settings,)
-
     @field_validator("portal_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -87,17 +54,17 @@ class Settings(BaseSettings):
         # Dev mode mints tokens for anyone: only on a laptop's stack (SQLite, loopback), never
         # where a shared database or a reachable address suggests real users.
         if self.dev_mode and (self.store.kind != "sqlite" or not _loopback(self.http_host)):
-            raise ConfigError(
+            raise ValueError(
                 f"PORTAL_DEV_MODE=true needs a sqlite:// {STORE_VARIABLE} and a loopback "
                 f"CLIENT_DIRECTORY_HTTP_HOST (got {self.store.kind} on {self.http_host})")
         if not self.jwt_secret:
             if not self.dev_mode:
-                raise ConfigError(
+                raise ValueError(
                     f"PORTAL_JWT_SECRET is not set: give a secret of at least {MIN_SECRET_BYTES} bytes "
                     "(only a local run with PORTAL_DEV_MODE=true may go without)")
             object.__setattr__(self, "jwt_secret", DEV_SECRET)
         if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
-            raise ConfigError(f"PORTAL_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes "
+            raise ValueError(f"PORTAL_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes "
                               "(HS256 needs at least 256 bits)")
         return self
 
@@ -105,27 +72,16 @@ class Settings(BaseSettings):
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         kafka = KafkaSettings.from_env(env)
         store = StoreUrl.parse(STORE_VARIABLE, env.get(STORE_VARIABLE) or STORE_DEFAULT)
-        values: dict[str, Any] = _Environment(cls, env)()
+        values: dict[str, Any] = MappingSource(cls, env)()
         try:
             return cls(kafka=kafka, store=store, **values)
         except ValidationError as error:
-            raise ConfigError(_one_line(error, env)) from None
+            raise config_error(error, env) from None
 
     @classmethod
     def variables(cls) -> list[str]:
-        """Every environment variable the client directory reads."""
-        own = [str(field.validation_alias) for field in cls.model_fields.values() if field.validation_alias]
-        return [*KAFKA_VARIABLES, STORE_VARIABLE, *own]
-
-
-def _one_line(error: ValidationError, env: Mapping[str, str]) -> str:
-    first = error.errors()[0]
-    name = str(first["loc"][0]) if first["loc"] else "configuration"
-    field = Settings.model_fields.get(name)
-    if field is not None and field.validation_alias:
-        name = str(field.validation_alias)
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return f"{name}={env.get(name, '')!r}: {message}"
+        """Every environment variable the client directory reads, the shared Kafka ones too."""
+        return [*KafkaSettings.variables(), STORE_VARIABLE, *super().variables()]
 
 
 def _loopback(host: str) -> bool:

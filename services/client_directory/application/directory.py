@@ -18,7 +18,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from contracts.envelope import CloudEvent, make_event
+from contracts.envelope import make_event
 from contracts.events import (
     AccountantAssigned,
     AccountantUnassigned,
@@ -97,6 +97,7 @@ class ClientDirectory(EventStoreApplication):
         partner = inbound.partner_id
         data: Any = inbound.data
         _refuse_nul(inbound)
+        _refuse_unaddressable(data)
         match data:
             case MemberAdded():
                 existing = uow.get(member_key(partner, data.user_id))
@@ -352,6 +353,21 @@ def _as_command(rule: Callable[[], Any]) -> None:
         raise CommandRejected(str(rejection)) from None
 
 
+UNADDRESSABLE = (".", "..")
+
+
+def _refuse_unaddressable(data: Any) -> None:
+    """Client and user ids are path segments of the API (`/v1/clients/{client_id}`): one with a
+    "/" (which Starlette decodes from %2F before routing) or a dot segment could be listed but
+    never opened, accepted, assigned or reminded. Such an event is refused, with its reason."""
+    fields = data.__dict__  # getattr with a default is slow on pydantic models that lack the field
+    for name in ("client_id", "user_id"):
+        value = fields.get(name)
+        if isinstance(value, str) and ("/" in value or value in UNADDRESSABLE):
+            raise Rejected(f"{name} {value!r} cannot be used in the API: ids may not contain '/' "
+                           "nor be '.' or '..'")
+
+
 def _refuse_nul(inbound: InboundEvent) -> None:
     # PostgreSQL text cannot hold NUL: such an id would stall the read model for good.
     # JSON can only carry one escaped, so a record without that escape has none.
@@ -362,7 +378,3 @@ def _refuse_nul(inbound: InboundEvent) -> None:
     values = [inbound.partner_id, *(v for v in data.model_dump().values() if isinstance(v, str))]
     if any("\x00" in v for v in values):
         raise Rejected("an id or name contains a NUL character")
-
-
-def as_cloud_event(message: OutboundMessage) -> CloudEvent:
-    return CloudEvent.model_validate(message.cloud_event)

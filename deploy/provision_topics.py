@@ -52,6 +52,15 @@ DEFAULT_REPLICATION_FACTOR = 3
 DEFAULT_WAIT_SECONDS = 120
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+#: The variables of the topic job's own (deploy.check knows them from here); the connection
+#: ones are the services' (events.config.KafkaSettings).
+VARIABLES: tuple[str, ...] = (
+    "KAFKA_TOPIC_PARTITIONS",
+    "KAFKA_TOPIC_REPLICATION_FACTOR",
+    "KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
+    "KAFKA_TOPIC_CONFIGS",
+    "KAFKA_PROVISION_WAIT_SECONDS",
+)
 
 # Kafka protocol error codes the provisioning reads from CreateTopics responses.
 _NO_ERROR = 0

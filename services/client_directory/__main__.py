@@ -13,8 +13,11 @@ from events import ops
 from events.config import ConfigError
 from events.logs import configure
 from events.runtime import Runtime, run_service
+from events.store import ReadModel
+from services.client_directory import bootstrap
 from services.client_directory.config import Settings
-from services.client_directory.domain.model import Rejected as DirectoryRejected
+from services.client_directory.ops import show
+from services.client_directory.rebuild import rebuild_read_model
 
 log = logging.getLogger("client_directory")
 
@@ -54,34 +57,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if args.command == "projections":
-        from services.client_directory.rebuild import rebuild
-
-        return rebuild(settings)
+        directory = bootstrap.open_directory(settings)
+        count = rebuild_read_model(directory, ReadModel(directory))
+        print(f"client_directory: read models rebuilt from {count} events and switched over")
+        return 0
     if args.command in ("events", "dlq", "topics"):
         return run_ops(args, settings)
 
-    from services.client_directory.service import build
-
     def make() -> tuple[FastAPI, Runtime]:
-        service = build(settings, session_timeout_ms=settings.kafka.session_timeout_ms)
+        service = bootstrap.bootstrap(settings)
         return service.api, service.runtime
 
     return run_service("client_directory", make, settings.http_host, settings.http_port, store=settings.store)
 
 
 def run_ops(args: argparse.Namespace, settings: Settings) -> int:
-    from events.inbox import InboxSink
-    from services.client_directory.application.directory import ClientDirectory
-    from services.client_directory.ops import show
-
-    directory = ClientDirectory(settings.store)
+    directory = bootstrap.open_directory(settings)
     if args.command == "events":
         return show(directory, client=args.client, member=args.member, partner=args.partner, as_json=args.json)
-    from services.client_directory.service import CONSUMES
-
-    sink = InboxSink("client_directory", directory, directory.handle, rejected=DirectoryRejected)
-    return ops.run_command(args, directory, sink, settings.kafka, consumes=[t.value for t in CONSUMES],
-                           group_id=settings.group_id)
+    return ops.run_command(args, directory, bootstrap.inbox_sink(directory), settings.kafka,
+                           consumes=bootstrap.consumed_topics(), group_id=settings.group_id)
 
 
 if __name__ == "__main__":

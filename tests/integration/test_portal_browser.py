@@ -3,7 +3,8 @@ broker, the client directory on SQLite in dev mode, the notifier and an SMTP sin
 files for the dev mail view. A screenshot of each step goes to test-artifacts/portal/.
 
 Chromium comes from `apt-get install chromium` (.ci/run does it); Playwright's own browser
-downloads are not used. Without Chromium these tests fail under CI=true and skip elsewhere.
+downloads are not used. Without Chromium these tests fail under CI=true; elsewhere they skip
+and the end of the pytest run says so in a WARNING line (tests/conftest.py).
 """
 
 from __future__ import annotations

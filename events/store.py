@@ -1,17 +1,18 @@
 """A service's store: its eventsourcing event store, read-model tables and tracked positions,
 all in one database (SQLite file or PostgreSQL), so a position is always saved in the same
-transaction as what it produced."""
+transaction as what it produced.
+
+What differs between the two databases is in events/sqlite.py and events/postgres.py,
+picked once per store by `events.dialect.dialect_for`.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import sqlite3
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
@@ -20,80 +21,22 @@ from eventsourcing.persistence import (
     Environment,
     InfrastructureFactory,
     IntegrityError,
-    InterfaceError,
     ProcessRecorder,
     StoredEvent,
     Tracking,
 )
-from eventsourcing.postgres import PostgresTrackingRecorder
-from eventsourcing.sqlite import (
-    SQLITE3_DEFAULT_LOCK_TIMEOUT,
-    SQLiteConnection,
-    SQLiteConnectionPool,
-    SQLiteFactory,
-    SQLiteTrackingRecorder,
-)
-from psycopg import sql
 
 from events.config import StoreUrl
-from events.recorders import InboxEntry, InboxRecorder, PostgresInboxRecorder, SQLiteInboxRecorder
+from events.dialect import Cursor, StoreDialect, dialect_for
+from events.internals import insert_tracking, max_tracking_id
+from events.recorders import InboxEntry, InboxRecorder
+
+__all__ = ["Cursor", "EventStoreApplication", "ReadModel"]
 
 T = TypeVar("T")
 
 # The received-event aggregate that held the inbox before the inbox table (events/inbox.py).
 LEGACY_INBOX_TOPIC = "events.inbox:ReceivedEvent.Created"
-
-# One in-process writer at a time per SQLite file: SQLite's deferred BEGIN can fail at once
-# with SQLITE_BUSY when two connections upgrade to writers, whatever the busy timeout.
-_SQLITE_WRITE_LOCKS: dict[str, threading.RLock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-def write_lock_for(url: StoreUrl) -> threading.RLock | None:
-    if url.kind != "sqlite":
-        return None
-    with _LOCKS_GUARD:
-        return _SQLITE_WRITE_LOCKS.setdefault(url.path, threading.RLock())
-
-
-# SQLite statements each connection keeps prepared (read model, queries, event store).
-SQLITE_STATEMENT_CACHE = 512
-# In WAL mode, NORMAL syncs the log at checkpoints instead of at every commit (SQLite's advice
-# for WAL). A killed process loses nothing; a power cut may undo the last commits, and then
-# their Kafka positions with them (the records are consumed again) and unsent mail stays due.
-# The embedded store is for local runs and single hosts; production runs PostgreSQL.
-SQLITE_SYNCHRONOUS = "NORMAL"
-
-
-class _StatementCachingPool(SQLiteConnectionPool):
-    """eventsourcing 9.5.6 opens SQLite connections with `cached_statements=True`, which
-    sqlite3 reads as a cache of ONE statement: every execute was parsed and planned again
-    (more than half of a projection's time). The same connection, with a real cache."""
-
-    def _create_connection(self) -> SQLiteConnection:
-        try:
-            c = sqlite3.connect(database=self.db_name, uri=True, check_same_thread=False, isolation_level=None,
-                                cached_statements=SQLITE_STATEMENT_CACHE,
-                                timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT)
-        except (sqlite3.Error, TypeError) as e:
-            raise InterfaceError(e) from e
-        if not self.is_sqlite_memory_mode:
-            if not self.is_journal_mode_wal:
-                cursor = c.cursor()
-                cursor.execute("PRAGMA journal_mode;")
-                if cursor.fetchone()[0].lower() != "wal":
-                    cursor.execute("PRAGMA journal_mode=WAL;")
-                    self.journal_mode_was_changed_to_wal = True
-                self.is_journal_mode_wal = True
-            c.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
-        c.row_factory = sqlite3.Row
-        return SQLiteConnection(sqlite_conn=c, max_age=self.max_age)
-
-
-class Cursor(Protocol):
-    def execute(self, statement: Any, params: Any = None) -> Any: ...
-    def fetchall(self) -> Any: ...
-    def fetchone(self) -> Any: ...
 
 
 class EventStoreApplication(Application[Any]):
@@ -106,10 +49,11 @@ class EventStoreApplication(Application[Any]):
 
     def __init__(self, store_url: StoreUrl, env: dict[str, str] | None = None) -> None:
         self.store_url = store_url
-        self._write_lock = write_lock_for(store_url)
+        self.dialect: StoreDialect = dialect_for(store_url)
+        self._write_lock = self.dialect.write_lock(store_url)
         # Called (from whichever thread wrote) after each write: followers wake on it.
         self.listeners: list[Callable[[], None]] = []
-        recorder = SQLiteInboxRecorder if store_url.kind == "sqlite" else PostgresInboxRecorder
+        recorder = self.dialect.recorder_class
         super().__init__({**store_url.eventsourcing_env(),
                           "PROCESS_RECORDER_TOPIC": f"{recorder.__module__}:{recorder.__qualname__}",
                           **(env or {})})
@@ -117,9 +61,7 @@ class EventStoreApplication(Application[Any]):
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory:
         factory = super().construct_factory(env)
-        if isinstance(factory, SQLiteFactory) and type(factory.datastore.pool) is SQLiteConnectionPool:
-            # No connection is open yet: the recorders (and read models) open theirs from here.
-            factory.datastore.pool.__class__ = _StatementCachingPool
+        self.dialect.prepare_factory(factory)
         return factory
 
     def construct_recorder(self) -> ApplicationRecorder:
@@ -133,8 +75,7 @@ class EventStoreApplication(Application[Any]):
     @property
     def inbox(self) -> InboxRecorder:
         """The recorder's inbox table: which event ids were received, and what came of them."""
-        assert isinstance(self.recorder, SQLiteInboxRecorder | PostgresInboxRecorder)
-        return self.recorder
+        return cast(InboxRecorder, self.recorder)
 
     def record(self, *aggregates: Any, tracking: Tracking | None = None,
                trackings: Sequence[Tracking] = ()) -> int | None:
@@ -167,12 +108,20 @@ class EventStoreApplication(Application[Any]):
         if inbox:
             processing_event.saved_kwargs["inbox"] = inbox  # to the recorder's _insert_events
         with self.writing():
-            recordings = self._record(processing_event)
-        self._notify(recordings)
+            recordings = self.events.put(processing_event.events, tracking=processing_event.tracking,
+                                         **processing_event.saved_kwargs)
+        self._cache(processing_event)
         if recordings:
             for listener in self.listeners:
                 listener()
         return recordings[-1].notification.id if recordings else None
+
+    def _cache(self, processing_event: ProcessingEvent[Any]) -> None:
+        """What Application's own recording does after a write: cached aggregates are replaced."""
+        cache = self.repository.cache
+        if cache and not self.repository.fastforward:
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                cache.put(aggregate_id, aggregate)
 
     def tracked(self, name: str) -> int | None:
         return self.process_recorder.max_tracking_id(name)
@@ -220,25 +169,7 @@ class EventStoreApplication(Application[Any]):
         return found
 
     def _select_events_of(self, ids: Sequence[uuid.UUID]) -> list[StoredEvent]:
-        recorder: Any = self.recorder
-        if not ids:
-            return []
-        if self.store_url.kind == "sqlite":
-            statement = (f"SELECT originator_id, originator_version, topic, state FROM {recorder.events_table_name} "
-                         f"WHERE originator_id IN ({','.join('?' * len(ids))}) "
-                         "ORDER BY originator_id, originator_version")
-            with recorder.datastore.transaction(commit=False) as c:
-                c.execute(statement, [i.hex for i in ids])
-                return [StoredEvent(originator_id=recorder.convert_originator_id(r[0]), originator_version=r[1],
-                                    topic=r[2], state=r[3]) for r in c.fetchall()]
-        query = sql.SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
-            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
-        ).format(schema=sql.Identifier(recorder.datastore.schema), table=sql.Identifier(recorder.events_table_name))
-        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(query, (list(ids),), prepare=True)
-            return [StoredEvent(originator_id=r["originator_id"], originator_version=r["originator_version"],
-                                topic=r["topic"], state=bytes(r["state"])) for r in curs.fetchall()]
+        return self.dialect.select_events_of(self.recorder, ids) if ids else []
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -252,22 +183,31 @@ class EventStoreApplication(Application[Any]):
 class ReadModel:
     """SQL tables beside the event store, written with a tracking position in one transaction.
 
-    SQL is written once with `?` parameter marks; PostgreSQL's `%s` is substituted here.
+    The cursors given to `write`, `read` and `query` are the database's own (sqlite3's or
+    psycopg's): the SQL run on them is written for that database.
     """
 
     def __init__(self, app: EventStoreApplication) -> None:
         self.app = app
-        self.kind = app.store_url.kind
-        if self.kind == "sqlite":
-            self.recorder: Any = app.factory.tracking_recorder(SQLiteTrackingRecorder)
-        else:
-            self.recorder = app.factory.tracking_recorder(PostgresTrackingRecorder)
+        self.dialect = app.dialect
+        self.kind = self.dialect.kind
+        self.recorder: Any = self.dialect.tracking_recorder(app.factory)
         self.datastore = self.recorder.datastore
 
-    def sql(self, statement: str) -> str:
-        if self.kind == "sqlite":
-            return statement
-        return statement.replace("%", "%%").replace("?", "%s")
+    @property
+    def mark(self) -> str:
+        """The parameter mark of the database's driver: `?` (SQLite) or `%s` (PostgreSQL)."""
+        return self.dialect.mark
+
+    @property
+    def tracking_table(self) -> str:
+        """The tracking table, as the read model's SQL names it."""
+        return self.dialect.tracking_table(self.recorder)
+
+    @property
+    def events_table(self) -> str:
+        """The event store's table, as the read model's SQL names it."""
+        return self.dialect.events_table(self.app.recorder)
 
     def write(self, fn: Callable[[Cursor], T], tracking: Tracking | None = None) -> T:
         """Run fn in one write transaction, recording `tracking` in the same transaction (see
@@ -275,7 +215,7 @@ class ReadModel:
         if tracking is not None:
             return self.write_after(lambda c, _position: fn(c), tracking)
         with self.app.writing(), self.datastore.transaction(commit=True) as cursor:
-            return fn(self._cursor(cursor))
+            return fn(self.dialect.cursor(cursor))
 
     def write_after(self, fn: Callable[[Cursor, int], T], tracking: Tracking) -> T:
         """Run fn(cursor, position) in one write transaction and record `tracking` in it.
@@ -283,56 +223,25 @@ class ReadModel:
         Instances on one database run the same followers, each from the position it read when
         its batch began: another may have gone past it since. `position` is the last one
         recorded under the tracking's name, read in this transaction once it is the only writer
-        of that name (PostgreSQL: an advisory lock held to the end of the transaction; SQLite:
-        one writer at a time). fn applies only the notifications after `position` and reads
-        whatever else it depends on through the cursor; the rows it reads were written with
-        that position. A batch the position covers already is not applied again: fn is not
-        run, and IntegrityError is raised, as recording a position twice does.
+        of that name (`lock_tracking`). fn applies only the notifications after `position` and
+        reads whatever else it depends on through the cursor; the rows it reads were written
+        with that position. A batch the position covers already is not applied again: fn is
+        not run, and IntegrityError is raised, as recording a position twice does.
         """
         name, last_id = tracking.application_name, tracking.notification_id
         with self.app.writing(), self.datastore.transaction(commit=True) as cursor:
-            if self.kind != "sqlite":
-                # Without it, two transactions applying overlapping batches interleave (double
-                # counts, deadlocks). The first statement: the rest see the other's commit.
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key(name),))
-            position = self.recorder._max_tracking_id(name, cursor) or 0
+            self.dialect.lock_tracking(cursor, self.recorder, name)
+            position = max_tracking_id(self.recorder, cursor, name) or 0
             if position >= last_id:
                 raise IntegrityError(f"{name}: position {last_id} is covered already (at {position})")
-            result = fn(self._cursor(cursor), position)
-            self.recorder._insert_tracking(cursor, tracking)
+            result = fn(self.dialect.cursor(cursor), position)
+            insert_tracking(self.recorder, cursor, tracking)
             return result
-
-    def _lock_key(self, name: str) -> int:
-        text = f"{self.datastore.schema}.{self.recorder.tracking_table_name}/{name}"
-        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
-
-    def _cursor(self, cursor: Any) -> Cursor:
-        # SQLite takes `?` as written: its own cursor, without two Python layers per statement
-        # (eventsourcing's wrapper adds nothing; errors are translated when the transaction ends).
-        if self.kind == "sqlite":
-            return cast(Cursor, cursor.sqlite_cursor)
-        return _Translating(cursor, self)
 
     def read(self, fn: Callable[[Cursor], T]) -> T:
         """Run fn's statements on one snapshot of the store: a page's counts and rows agree even
         when a projection commits between them."""
-        if self.kind != "sqlite":
-            # PostgreSQL's default READ COMMITTED takes a snapshot per statement: a page read its
-            # tab counts before a projection's commit and its rows after (a client listed in a
-            # tab counted empty, so hidden). REPEATABLE READ, read only: one snapshot for the
-            # transaction, and a read-only one is never refused for serialization.
-            with self.datastore.get_connection() as conn, conn.cursor() as cursor:
-                cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                try:
-                    result = fn(self._cursor(cursor))
-                except BaseException:
-                    conn.rollback()
-                    raise
-                conn.commit()
-                return result
-        # SQLite (WAL): a read transaction keeps the snapshot of its first read to its end.
-        with self.datastore.transaction(commit=False) as cursor:
-            return fn(self._cursor(cursor))
+        return self.dialect.read(self.datastore, fn)
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         def run(c: Cursor) -> list[dict[str, Any]]:
@@ -348,36 +257,3 @@ class ReadModel:
     def set_tracking(self, name: str, position: int) -> None:
         with contextlib.suppress(IntegrityError):  # already there or further on
             self.write(lambda c: None, Tracking(name, position))
-
-
-class _Translating:
-    """A cursor that takes `?` parameter marks on both SQLite and PostgreSQL."""
-
-    def __init__(self, cursor: Any, model: ReadModel) -> None:
-        self._cursor = cursor
-        self._model = model
-
-    def execute(self, statement: Any, params: Any = None) -> Any:
-        if isinstance(statement, str):
-            statement = self._model.sql(statement)
-        if params is None:
-            return self._cursor.execute(statement)
-        return self._cursor.execute(statement, params)
-
-    def executemany(self, statement: str, seq: Sequence[Any]) -> Any:
-        statement = self._model.sql(statement)
-        if self._model.kind == "sqlite":
-            return self._cursor.executemany(statement, seq)
-        return self._cursor.executemany(statement, seq)
-
-    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """PostgreSQL's COPY ... FROM STDIN: rows inserted in one statement, none parsed as SQL."""
-        with self._cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-
-    def fetchall(self) -> Any:
-        return self._cursor.fetchall()
-
-    def fetchone(self) -> Any:
-        return self._cursor.fetchone()

@@ -13,17 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from eventsourcing.persistence import Notification
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from events.store import Cursor, ReadModel
+from events.dialect import Cursor
+from events.store import ReadModel
 from services.client_directory.application.directory import ClientDirectory
 from services.client_directory.config import Settings
-from services.client_directory.projections.clients import (
-    SCHEMA_VERSION,
-    TABLES,
-    ClientsProjection,
-    index_name,
-    schema,
-    tracking_table,
-)
+from services.client_directory.projections.clients import ClientsProjection
+from services.client_directory.projections.queries import clients_sql
 
 PREFIX = "rebuild_"
 LIVE = ClientsProjection.name
@@ -35,10 +30,10 @@ def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *,
     """Returns how many notifications the fresh tables were built from."""
     fresh = ClientsProjection(directory, read_model, prefix=PREFIX, query_indexes=False, bulk=True)
     head = directory.recorder.max_notification_id() or 0
-    # PostgreSQL: the next batch is read (on another connection) while this one is applied, the
-    # server working on the one while this process folds the other. A batch's position is still
-    # recorded with its rows, and one the position covers already is skipped (write_after).
-    read_ahead = read_model.kind != "sqlite"
+    # Where the server works apart from this process (PostgreSQL), the next batch is read on
+    # another connection while this one is applied. A batch's position is still recorded with
+    # its rows, and one the position covers already is skipped (write_after).
+    read_ahead = read_model.dialect.reads_ahead
 
     def read_after(position: int) -> Sequence[Notification]:
         # From the position this loop reached (it recorded it), not re-read from the store.
@@ -71,28 +66,10 @@ def rebuild_read_model(directory: ClientDirectory, read_model: ReadModel, *,
 
 def switch_over(read_model: ReadModel, fresh_tracking: str, position: int) -> None:
     """One transaction: drop the live tables, rename the fresh ones, move the position."""
-    tracking = tracking_table(read_model)
+    live, fresh = clients_sql(read_model.kind), clients_sql(read_model.kind, PREFIX)
 
     def swap(c: Cursor) -> None:
-        for table in TABLES:
-            c.execute(f"DROP TABLE IF EXISTS {table}")
-            c.execute(f"ALTER TABLE {PREFIX}{table} RENAME TO {table}")
-        # Indexes keep their names when their table is renamed: drop the fresh tables' (those
-        # the projection used), and build every index of the live tables afresh.
-        for statement in schema(PREFIX, read_model.kind):
-            name = index_name(statement)
-            if name:
-                c.execute(f"DROP INDEX IF EXISTS {name}")
-        for statement in schema("", read_model.kind):
-            c.execute(statement)
-        c.execute(f"DELETE FROM {tracking} WHERE application_name = ?", (fresh_tracking,))
-        c.execute(f"DELETE FROM {tracking} WHERE application_name = ?", (LIVE,))
-        c.execute(f"INSERT INTO {tracking} (application_name, notification_id) VALUES (?, ?)",
-                  (LIVE, position))
-        # The live tables are of this schema version now: without saying so, the service's
-        # next start would take them for an older version's (or none) and drop them.
-        c.execute("DELETE FROM cd_meta WHERE name IN (?, ?)", ("schema", f"{PREFIX}schema"))
-        c.execute("INSERT INTO cd_meta (name, value) VALUES (?, ?)", ("schema", SCHEMA_VERSION))
+        live.switch_over(c, fresh, read_model.tracking_table, (fresh_tracking, LIVE), position)
 
     read_model.write(swap)
 

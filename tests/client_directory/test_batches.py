@@ -1,4 +1,4 @@
-"""The projection folds a batch in memory (projections/batch.py): whatever the batches, the
+"""The projection folds a batch in memory (projections/fold.py): whatever the batches, the
 tables come out the same as with one event per batch, and the kept counts equal COUNT(*)."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def project(projection: ClientsProjection, sizes: Iterator[int]) -> None:
 
 def tables(directory: Directory, prefix: str, firms: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Every row of the firms, in key order. A count of zero is the same as no count row."""
-    marks = ", ".join("?" for _ in firms)
+    marks = ", ".join(directory.read_model.mark for _ in firms)
     seen = {}
     for table in TABLES:
         where = f"partner_id IN ({marks})" + (" AND n <> 0" if table == "cd_counts" else "")
@@ -111,13 +111,14 @@ def test_many_events_of_one_client_in_a_batch_give_the_rows_of_one_event_per_bat
     any_directory.send(s.renamed(f, "c1", "Omega"), s.metrics(f, "c1", 2, as_of="2026-04-01T10:00:00+00:00"))
     same_tables_whatever_the_batches(any_directory, [f], random.Random(7))
 
+    m = any_directory.read_model.mark
     clients = {r["client_id"]: r for r in any_directory.read_model.query(
-        "SELECT * FROM cd_clients WHERE partner_id = ?", (f,))}
+        f"SELECT * FROM cd_clients WHERE partner_id = {m}", (f,))}
     assert (clients["c1"]["name"], clients["c1"]["tab"], clients["c1"]["missing_receipts"]) == ("Omega", "connected", 2)
     assert (clients["c2"]["tab"], clients["c2"]["missing_receipts"]) == ("connected", 9)
     assert clients["c3"]["tab"] == ""
     assigned = any_directory.read_model.query(
-        "SELECT client_id, user_id, tab, sort_key, missing_receipts FROM cd_assignments WHERE partner_id = ? "
+        f"SELECT client_id, user_id, tab, sort_key, missing_receipts FROM cd_assignments WHERE partner_id = {m} "
         "ORDER BY client_id, user_id", (f,))
     assert [(r["client_id"], r["user_id"], r["tab"], r["missing_receipts"]) for r in assigned] == [
         ("c1", "u1", "connected", 2), ("c1", "u2", "connected", 2), ("c2", "u1", "connected", 9),
@@ -145,14 +146,15 @@ def test_a_relationship_starting_in_a_batch_keeps_the_figures_of_earlier_batches
     one = ClientsProjection(any_directory.app, any_directory.read_model, prefix="one_")
     project(one, iter(lambda: 1, 0))
     assert tables(any_directory, "two_", [f]) == tables(any_directory, "one_", [f])
+    m = any_directory.read_model.mark
     clients = any_directory.read_model.query(
-        "SELECT name, tab, missing_receipts, ready_to_export, wallet_amount FROM two_cd_clients WHERE partner_id = ? "
-        "ORDER BY client_id", (f,))
+        "SELECT name, tab, missing_receipts, ready_to_export, wallet_amount FROM two_cd_clients "
+        f"WHERE partner_id = {m} ORDER BY client_id", (f,))
     assert clients == [
         {"name": "Alpha", "tab": "onboarding", "missing_receipts": 6, "ready_to_export": 2, "wallet_amount": "12.50"},
         {"name": "Beta", "tab": "invitations", "missing_receipts": 9, "ready_to_export": 0, "wallet_amount": "100.00"}]
     assigned = any_directory.read_model.query(
-        "SELECT client_id, user_id, tab, missing_receipts FROM two_cd_assignments WHERE partner_id = ? "
+        f"SELECT client_id, user_id, tab, missing_receipts FROM two_cd_assignments WHERE partner_id = {m} "
         "ORDER BY client_id", (f,))
     assert assigned == [{"client_id": "c1", "user_id": "u1", "tab": "onboarding", "missing_receipts": 6},
                         {"client_id": "c2", "user_id": "u1", "tab": "invitations", "missing_receipts": 9}]

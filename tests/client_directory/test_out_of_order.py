@@ -75,8 +75,9 @@ def test_removing_a_member_unassigns_them_from_every_client_in_the_event_store(d
     assert repository.get(assignments_key(f, "chloe")).clients == []
     assert repository.get(assignments_key(f, "otto")).clients == ["c1"]
     # The read model agrees: her rows are gone, not merely hidden.
-    assert directory.read_model.query("SELECT client_id FROM cd_assignments WHERE partner_id = ? "
-                                      "AND user_id = ?", (f, "chloe")) == []
+    m = directory.read_model.mark
+    assert directory.read_model.query(f"SELECT client_id FROM cd_assignments WHERE partner_id = {m} "
+                                      f"AND user_id = {m}", (f, "chloe")) == []
     assert [i["accountants"] for i in directory.page(admin(f), "all")["items"]] == [
         [{"user_id": "otto", "name": "Otto"}], []]
 

@@ -27,8 +27,6 @@ from services.client_directory.domain.model import client_key
 from services.client_directory.projections.clients import (
     Caller,
     TabForbidden,
-    count_query,
-    recount_query,
 )
 from services.client_directory.projections.text import fold, sort_key
 from tests.client_directory import support as s
@@ -458,8 +456,9 @@ def test_every_tab_of_every_member_matches_the_model(
     for f in firms:
         for c in range(CLIENTS):
             key = client_key(f, f"c{c}")
+            m = directory.read_model.mark
             rows = directory.read_model.query(
-                "SELECT user_id FROM cd_assignments WHERE partner_id = ? AND client_id = ? ORDER BY user_id",
+                f"SELECT user_id FROM cd_assignments WHERE partner_id = {m} AND client_id = {m} ORDER BY user_id",
                 (f, f"c{c}"))
             expected = sorted(model.clients[f, f"c{c}"].accountants) if (f, f"c{c}") in model.clients else []
             aggregate: list[str] = []
@@ -492,7 +491,8 @@ def test_every_tab_of_every_member_matches_the_model(
                 q = rnd.choice(SEARCHES)
                 found = [c for c in expected_ids if fold(q) in fold(model.clients[f, c].name)]
                 assert directory.ids(caller, tab, q=q, descending=True) == found[::-1], (caller, tab, q)
-                kept = directory.read_model.query(*count_query(caller, tab))[0]["n"]
-                assert kept == directory.read_model.query(*recount_query(caller, tab))[0]["n"]
+                sql = directory.queries.sql
+                kept = directory.read_model.query(*sql.count(caller, tab))[0]["n"]
+                assert kept == directory.read_model.query(*sql.recount(caller, tab))[0]["n"]
             for c in range(CLIENTS):
                 assert directory.client(caller, f"c{c}") == model.details(caller, f"c{c}"), (caller, c)

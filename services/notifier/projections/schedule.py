@@ -4,11 +4,13 @@ indexed table (`next_due <= now`) instead of loading every aggregate every minut
 
 A follower of the notification log keeps it, with its tracking position in the same
 transaction as the rows. The aggregates stay the truth: a row only says where to look.
+`row_change` is the fold (plain Python: an event gives one row change); the SQL is
+projections/sql.py, with each database's module (sqlite.py, postgres.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,30 +18,48 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification, Tracking
 
+from events.dialect import Cursor
 from events.follower import LogFollower
-from events.store import Cursor, EventStoreApplication, ReadModel
+from events.store import EventStoreApplication, ReadModel
 from services.notifier.domain.model import Delivery, Preference
 from services.notifier.domain.schedule import next_due
-
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS nt_digest_schedule (
-        preference_id TEXT PRIMARY KEY, partner_id TEXT NOT NULL, client_id TEXT NOT NULL,
-        user_id TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 0,
-        frequency TEXT NOT NULL DEFAULT 'weekly', set_at TEXT, last_covered TEXT, next_due BIGINT)""",
-    "CREATE INDEX IF NOT EXISTS nt_digest_schedule_due ON nt_digest_schedule (next_due)",
-    "CREATE INDEX IF NOT EXISTS nt_digest_schedule_user ON nt_digest_schedule (partner_id, user_id)",
-    """CREATE TABLE IF NOT EXISTS nt_delivery_retries (
-        delivery_id TEXT PRIMARY KEY, retry_at BIGINT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS nt_delivery_retries_at ON nt_delivery_retries (retry_at)",
-]
+from services.notifier.projections.postgres import PostgresScheduleSQL
+from services.notifier.projections.sql import ScheduleSQL
+from services.notifier.projections.sqlite import SQLiteScheduleSQL
 
 PREFERENCE_TOPICS = (Preference.Created.TOPIC, Preference.Set.TOPIC, Preference.Covered.TOPIC,
                      Preference.Skipped.TOPIC)
 DELIVERY_TOPICS = (Delivery.Deferred.TOPIC, Delivery.Sent.TOPIC, Delivery.Failed.TOPIC)
+# Each database's statements, by the store URL's scheme (StoreUrl.kind).
+DIALECTS: dict[str, type[ScheduleSQL]] = {"sqlite": SQLiteScheduleSQL, "postgresql": PostgresScheduleSQL}
+
+RowChange = tuple[str, tuple[Any, ...]]  # (kind of change, its values): ScheduleSQL.changes
 
 
 def epoch(at: datetime) -> int:
     return int(at.timestamp())
+
+
+def row_change(e: Any, stored: Callable[[str], Any]) -> RowChange | None:
+    """What one event changes; `stored(preference_id)` reads a preference's row as the batch
+    left it so far (None if there is none)."""
+    key = str(e.originator_id)
+    if isinstance(e, Preference.Created):
+        return "preference_created", (key, e.partner_id, e.client_id, e.user_id)
+    if isinstance(e, Preference.Set):
+        due = epoch(next_due(e.frequency, e.set_at, None)) if e.email_enabled else None
+        return "preference_set", (int(e.email_enabled), e.frequency, e.set_at.isoformat(), due, key)
+    if isinstance(e, Preference.Covered | Preference.Skipped):
+        row = stored(key)
+        if row is None or not row["enabled"]:
+            return None
+        upcoming = next_due(row["frequency"], datetime.fromisoformat(row["set_at"]), e.due_at)
+        return "preference_covered", (e.due_at.isoformat(), epoch(upcoming), key)
+    if isinstance(e, Delivery.Deferred):
+        return "retry_at", (key, epoch(e.retry_at))
+    if isinstance(e, Delivery.Sent | Delivery.Failed):
+        return "retry_done", (key,)
+    return None
 
 
 @dataclass(frozen=True)
@@ -58,99 +78,46 @@ class ScheduleIndex(LogFollower):
     def __init__(self, app: EventStoreApplication, read_model: ReadModel | None = None) -> None:
         super().__init__(app)
         self.read_model = read_model or ReadModel(app)
-        self.read_model.write(lambda c: [c.execute(s) for s in SCHEMA])
+        self.sql = DIALECTS[self.read_model.kind]()
+        self.read_model.write(lambda c: [c.execute(s) for s in self.sql.schema])
 
     def position(self) -> int:
         return self.read_model.tracked(self.name) or 0
 
     def process(self, notifications: Sequence[Notification], last_id: int) -> None:
         events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+        sql = self.sql
 
         def apply(c: Cursor, position: int) -> None:
             # Only what another instance has not applied since this batch was read.
             for notification_id, domain_event in events:
                 if notification_id > position:
-                    self._apply(c, domain_event)
+                    change = row_change(domain_event, lambda key: sql.stored(c, key))
+                    if change is not None:
+                        sql.write(c, change)
 
         self.read_model.write_after(apply, Tracking(self.name, last_id))
-
-    def _apply(self, c: Cursor, e: Any) -> None:
-        key = str(e.originator_id)
-        if isinstance(e, Preference.Created):
-            c.execute(
-                "INSERT INTO nt_digest_schedule (preference_id, partner_id, client_id, user_id) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (key, e.partner_id, e.client_id, e.user_id),
-            )
-        elif isinstance(e, Preference.Set):
-            due = epoch(next_due(e.frequency, e.set_at, None)) if e.email_enabled else None
-            c.execute(
-                "UPDATE nt_digest_schedule SET enabled = ?, frequency = ?, set_at = ?, last_covered = NULL, "
-                "next_due = ? WHERE preference_id = ?",
-                (int(e.email_enabled), e.frequency, e.set_at.isoformat(), due, key),
-            )
-        elif isinstance(e, Preference.Covered | Preference.Skipped):
-            c.execute("SELECT enabled, frequency, set_at FROM nt_digest_schedule WHERE preference_id = ?", (key,))
-            row = c.fetchone()
-            if row is None or not row["enabled"]:
-                return
-            upcoming = next_due(row["frequency"], datetime.fromisoformat(row["set_at"]), e.due_at)
-            c.execute(
-                "UPDATE nt_digest_schedule SET last_covered = ?, next_due = ? WHERE preference_id = ?",
-                (e.due_at.isoformat(), epoch(upcoming), key),
-            )
-        elif isinstance(e, Delivery.Deferred):
-            c.execute(
-                "INSERT INTO nt_delivery_retries (delivery_id, retry_at) VALUES (?, ?) "
-                "ON CONFLICT (delivery_id) DO UPDATE SET retry_at = excluded.retry_at",
-                (key, epoch(e.retry_at)),
-            )
-        elif isinstance(e, Delivery.Sent | Delivery.Failed):
-            c.execute("DELETE FROM nt_delivery_retries WHERE delivery_id = ?", (key,))
 
     # --- queries --------------------------------------------------------------------------------
 
     def due(self, now: datetime, limit: int = 5000) -> list[ScheduledPreference]:
         """Enabled preferences whose next due time is at or before `now`, earliest first."""
-        rows = self.read_model.query(
-            "SELECT preference_id, partner_id, client_id, user_id, next_due FROM nt_digest_schedule "
-            "WHERE next_due IS NOT NULL AND next_due <= ? ORDER BY next_due, preference_id LIMIT ?",
-            (epoch(now), limit),
-        )
-        return [_row(r) for r in rows]
+        return [_row(r) for r in self.read_model.query(self.sql.due, (epoch(now), limit))]
 
     def of_user(self, partner_id: str, user_id: str) -> list[ScheduledPreference]:
-        rows = self.read_model.query(
-            "SELECT preference_id, partner_id, client_id, user_id, next_due FROM nt_digest_schedule "
-            "WHERE partner_id = ? AND user_id = ? ORDER BY client_id",
-            (partner_id, user_id),
-        )
-        return [_row(r) for r in rows]
+        return [_row(r) for r in self.read_model.query(self.sql.of_user, (partner_id, user_id))]
 
     def partners_of(self, user_id: str) -> list[str]:
-        rows = self.read_model.query(
-            "SELECT DISTINCT partner_id FROM nt_digest_schedule WHERE user_id = ? ORDER BY partner_id", (user_id,)
-        )
-        return [r["partner_id"] for r in rows]
+        return [r["partner_id"] for r in self.read_model.query(self.sql.partners_of, (user_id,))]
 
     def earliest_due(self) -> datetime | None:
-        rows = self.read_model.query(
-            "SELECT MIN(next_due) AS due FROM nt_digest_schedule WHERE next_due IS NOT NULL"
-        )
+        rows = self.read_model.query(self.sql.earliest_due)
         value = rows[0]["due"] if rows else None
         return datetime.fromtimestamp(int(value), UTC) if value is not None else None
 
     def retries_due(self, now: datetime, limit: int = 100) -> list[UUID]:
-        rows = self.read_model.query(
-            "SELECT delivery_id FROM nt_delivery_retries WHERE retry_at <= ? ORDER BY retry_at LIMIT ?",
-            (epoch(now), limit),
-        )
+        rows = self.read_model.query(self.sql.retries_due, (epoch(now), limit))
         return [UUID(r["delivery_id"]) for r in rows]
-
-    def earliest_retry(self) -> datetime | None:
-        rows = self.read_model.query("SELECT MIN(retry_at) AS at FROM nt_delivery_retries")
-        value = rows[0]["at"] if rows else None
-        return datetime.fromtimestamp(int(value), UTC) if value is not None else None
 
 
 def _row(r: dict[str, Any]) -> ScheduledPreference:

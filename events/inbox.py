@@ -56,7 +56,6 @@ class ReceivedEvent(Aggregate):
         self.reason = reason
 
 
-
 def received(inbound: InboundEvent, kafka_position: str, outcome: str, reason: str, at: datetime) -> InboxEntry:
     return InboxEntry(event_id=inbound.id, event_type=inbound.type, partner_id=inbound.partner_id,
                       subject=inbound.envelope.subject, source=inbound.envelope.source,

@@ -4,9 +4,15 @@ facts keep arriving."""
 
 from __future__ import annotations
 
-import pytest
+import base64
+import json
+from typing import Any
 
-from services.client_directory.projections.clients import BadCursor
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.client_directory.projections.clients import BadCursor, decode_cursor, encode_cursor
 from services.client_directory.projections.text import fold, like_pattern, sort_key
 from tests.client_directory.support import (
     Directory,
@@ -120,3 +126,36 @@ def test_a_cursor_is_bound_to_its_tab_and_direction(directory: Directory) -> Non
     for forged in ("not base64 at all!", "e30", "eyJrIjoxfQ", "W10"):
         with pytest.raises(BadCursor):
             directory.page(admin(f), "all", cursor=forged)
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_a_cursor_of_deeply_nested_json_is_refused_not_a_crash() -> None:
+    """1,000 `[` made json.loads raise RecursionError (a 500); any string is a cursor or a 400-class refusal."""
+    for raw in (b"[" * 1000, b'{"k":' + b"[" * 100_000, b"{" * 1000, b" " + b"[" * 5000):
+        with pytest.raises(BadCursor):
+            decode_cursor(b64(raw))
+
+
+def test_a_cursor_this_api_returned_decodes_to_its_values() -> None:
+    values = {"t": "all", "d": True, "k": "client 0000000012\u00e9", "i": "c-12"}
+    assert decode_cursor(encode_cursor(values)) == values
+
+
+JSON: Any = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                         lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text() | JSON.map(lambda value: b64(json.dumps(value).encode()))
+       | st.dictionaries(st.sampled_from("tdki"), JSON).map(lambda value: b64(json.dumps(value).encode()))
+       | st.binary().map(b64))
+def test_any_string_is_a_cursor_or_a_bad_cursor(cursor: str) -> None:
+    try:
+        values = decode_cursor(cursor)
+    except BadCursor as refused:
+        assert str(refused)
+    else:
+        assert isinstance(values["d"], bool) and all(isinstance(values[k], str) for k in "tki")

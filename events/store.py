@@ -96,7 +96,7 @@ class EventStoreApplication(Application[Any]):
                 inbox.append(aggregate)
             elif isinstance(aggregate, Aggregate):
                 # What collect_events() does, without its two runtime Protocol checks per
-                # object (slow on Python 3.11: a tenth of the time of an inbox batch).
+                # object (slow on Python 3.11; see docs/BENCHMARKS.md).
                 processing_event.events.extend(aggregate.collect_events())
                 processing_event.aggregates[aggregate.id] = aggregate
             elif isinstance(aggregate, Aggregate.Event):
@@ -160,7 +160,7 @@ class EventStoreApplication(Application[Any]):
                 by_id.setdefault(stored.originator_id, []).append(stored)  # type: ignore[arg-type]
             for aggregate_id, stored_events in by_id.items():
                 # What project_aggregate does, without its runtime Protocol check per event
-                # (slow on Python 3.11: half the cost of loading an aggregate).
+                # (slow on Python 3.11; see docs/BENCHMARKS.md).
                 aggregate: Any = None
                 for stored in stored_events:
                     aggregate = self.mapper.to_domain_event(stored).mutate(aggregate)  # type: ignore[attr-defined]

@@ -1,9 +1,9 @@
 """Property: whatever history the platform publishes for several firms, delivered in any order
 the contract allows (a client's events keep their order; other subjects and topics interleave),
 with redeliveries, and mixed with the portal's commands, every tab of every caller shows
-exactly what a plain in-memory model of DESIGN.md says, and nothing of another firm.
+exactly what a plain in-memory model of the contract says, and nothing of another firm.
 
-The model below is written from DESIGN.md and the rules in services/client_directory/README.md,
+The model below is written from docs/CONTRACT.md and the rules in services/client_directory/README.md,
 not from the implementation; it shares only the name folding and sort key, whose meaning the
 unit tests pin (`Élodie` between `Edgar` and `Fabrice`, `societe` finds `Société Générale`).
 """

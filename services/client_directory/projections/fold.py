@@ -57,9 +57,9 @@ Row = tuple[Any, ...]
 def paused_gc() -> Iterator[None]:
     """Run a batch without the cyclic garbage collector.
 
-    A batch holds ~10 new containers per event (events, rows, keys) until it is written: the
-    collector traversed them again and again, ~13% of a rebuild's time, and found nothing
-    (a batch makes no reference cycles; reference counting frees it). It runs again after:
+    A batch holds several new containers per event (events, rows, keys) until it is written:
+    the collector traversed them again and again and found nothing (a batch makes no
+    reference cycles; reference counting frees it). It runs again after:
     free the batch inside the block, or its first pass traverses it all once more.
     """
     if not gc.isenabled():  # paused already (another batch, another thread)

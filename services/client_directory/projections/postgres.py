@@ -61,7 +61,7 @@ class BulkPostgresClientsSQL(PostgresClientsSQL):
     """The rebuild's fresh tables: each kind of statement is sent once, its rows as one array
     per column (`unnest`), and rows only ever inserted by COPY. An executemany is a statement
     per row, even pipelined: its rows' Python in psycopg and their execution in the server were
-    two thirds of a rebuild's time (docs/BENCHMARKS.md)."""
+    most of a rebuild's time (docs/BENCHMARKS.md)."""
 
     def write(self, c: Cursor, changes: RowChanges) -> None:
         if changes.new_keys:

@@ -28,12 +28,12 @@ _LAST_COMBINING = 0x1FFFF
 
 @functools.cache
 def _combining_marks() -> dict[int, None]:
-    """A str.translate table deleting every combining mark, built once (~30 ms)."""
+    """A str.translate table deleting every combining mark, built once, when first needed."""
     return {cp: None for cp in range(_LAST_COMBINING + 1) if unicodedata.combining(chr(cp))}
 
 
 # Folds of the words seen (names reuse words: `Société`, `Boulangerie`...), so that a name is
-# mostly dictionary look-ups: folding was a tenth of a projection's time. Bounded: emptied
+# mostly dictionary look-ups (folding showed in a projection's profile). Bounded: emptied
 # when full.
 _WORD_FOLDS: dict[str, str] = {}
 _WORD_FOLDS_MAX = 100_000

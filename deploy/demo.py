@@ -4,7 +4,7 @@
 The firm: 2 admins, 6 accountants and 300 clients in every state (invitations waiting,
 onboarding, failed verification, connected, a few disconnected), with accented names, figures
 on each and assignments (with a little churn). Everything goes out as CloudEvents on the
-topics of DESIGN.md 2.1, the way the platform would publish it.
+topics of docs/CONTRACT.md, the way the platform would publish it.
 
 Deterministic (one seeded random generator) and idempotent: an event's id is derived from its
 content and its place in the script, so running the demo again publishes the same ids, which

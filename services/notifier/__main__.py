@@ -1,31 +1,31 @@
-"""`python -m services.notifier [serve]` runs the notifier; `digests run|preview` (DESIGN.md 2.3),
+"""`python -m services.notifier [serve]` runs the notifier; `digests run|preview`,
 `deliveries`, `events show`, `dlq` and `topics replay` are the on-call commands (docs/RUNBOOK.md).
-Configuration comes from the environment."""
+Configuration comes from the environment (services/notifier/config.py); every object comes
+from services/notifier/bootstrap.py."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
 
 from events import ops
 from events.config import ConfigError
 from events.logs import configure
-from services.notifier.domain.model import Rejected as NotifierRejected
+from events.runtime import Runtime, run, run_service
+from services.notifier.application.digests import partners_of
+from services.notifier.application.sender import SendReport, render
+from services.notifier.bootstrap import CONSUMES, NotifierService, bootstrap
+from services.notifier.config import Settings
+from services.notifier.domain.schedule import ZONE
+from services.notifier.ops import deliveries, show
 
-if TYPE_CHECKING:
-    from services.notifier.application.digests import DigestScheduler
-    from services.notifier.application.notifier import Notifier
-    from services.notifier.config import Settings
-    from services.notifier.projections.schedule import ScheduleIndex
-
-EPILOG = """\
-environment: NOTIFIER_DB, KAFKA_BOOTSTRAP_SERVERS, SMTP_HOST, SMTP_PORT, SMTP_USERNAME,
-SMTP_PASSWORD, SMTP_TLS, MAIL_FROM, PORTAL_BASE_URL, NOTIFIER_PUBLIC_URL, NOTIFIER_HTTP_PORT,
-NOTIFIER_UNSUBSCRIBE_SECRET (default: PORTAL_JWT_SECRET), NOTIFIER_RETRY_HOURS
+EPILOG = f"""\
+environment: {", ".join(Settings.variables())}
 (see services/notifier/README.md)."""
 
 
@@ -109,9 +109,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure("notifier", "INFO" if args.command in (None, "serve") else "WARNING")
-
-    from services.notifier.config import Settings
-
     try:
         settings = Settings.from_env()
     except ConfigError as error:
@@ -125,102 +122,75 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(settings: Settings) -> int:
-    from fastapi import FastAPI
-
-    from events.runtime import Runtime, run_service
-    from services.notifier.service import build
-
     def make() -> tuple[FastAPI, Runtime]:
-        service = build(settings, session_timeout_ms=settings.kafka.session_timeout_ms)
+        service = bootstrap(settings)
         return service.api, service.runtime
 
     return run_service("notifier", make, settings.http_host, settings.http_port, store=settings.store)
 
 
-def run_ops(args: argparse.Namespace, settings: Settings) -> int:
-    """The on-call commands that read the store (and, for dlq and topics, the broker)."""
-    from events.inbox import InboxSink
-    from services.notifier.application.notifier import Notifier
-    from services.notifier.ops import deliveries, show
-    from services.notifier.service import CONSUMES, SERVICE
-
+def opened(settings: Settings, *, must_exist: bool) -> NotifierService | None:
+    """The service's objects with the store open, or None (said on stderr) when it cannot be."""
     store = settings.store
-    if store.kind == "sqlite" and store.path != ":memory:" and not Path(store.path).exists():
+    if must_exist and store.kind == "sqlite" and store.path != ":memory:" and not Path(store.path).exists():
         print(f"notifier: no store at {store.describe()}", file=sys.stderr)
-        return 3
+        return None
+    service = bootstrap(settings)
     try:
-        notifier = Notifier(store)
+        service.notifier  # noqa: B018 (building it opens the store: the point here)
     except Exception as error:
         print(f"notifier: cannot open store {store.describe()}: {error}", file=sys.stderr)
+        return None
+    return service
+
+
+def run_ops(args: argparse.Namespace, settings: Settings) -> int:
+    """The on-call commands that read the store (and, for dlq and topics, the broker)."""
+    service = opened(settings, must_exist=True)
+    if service is None:
         return 3
-    notifier.mail_from = settings.mail_from
     if args.command == "deliveries":
-        return deliveries(notifier, client=args.client, user=args.user, partner=args.partner, as_json=args.json)
+        return deliveries(service.notifier, client=args.client, user=args.user, partner=args.partner,
+                          as_json=args.json)
     if args.command == "events":
-        return show(notifier, client=args.client, member=args.member, partner=args.partner, as_json=args.json)
+        return show(service.notifier, client=args.client, member=args.member, partner=args.partner,
+                    as_json=args.json)
     # Replayed events go through the live consumer's inbox; this process runs no sender, and
     # an event whose id was processed changes nothing, so a replay sends no email.
-    sink = InboxSink(SERVICE, notifier, notifier.handle, rejected=NotifierRejected)
-    return ops.run_command(args, notifier, sink, settings.kafka,
+    return ops.run_command(args, service.notifier, service.sink, settings.kafka,
                            consumes=[t.value for t in CONSUMES], group_id=settings.group_id)
 
 
 def digests(args: argparse.Namespace, settings: Settings) -> int:
-    from services.notifier.application.digests import DigestScheduler
-    from services.notifier.application.notifier import Notifier
-    from services.notifier.projections.schedule import ScheduleIndex
-
-    store = settings.store
-    if args.action == "preview" and store.kind == "sqlite" and not Path(store.path).exists():
-        print(f"notifier: no store at {store.describe()}", file=sys.stderr)
+    service = opened(settings, must_exist=args.action == "preview")
+    if service is None:
         return 3
-    try:
-        notifier = Notifier(store)
-        notifier.mail_from = settings.mail_from
-        index = ScheduleIndex(notifier)
-    except Exception as error:
-        print(f"notifier: cannot open store {store.describe()}: {error}", file=sys.stderr)
-        return 3
-    scheduler = DigestScheduler(notifier, index, mail_from=settings.mail_from)
     at: datetime = args.at or datetime.now(UTC)
     if args.action == "preview":
-        return preview(scheduler, settings, args.user, args.partner, at)
-    return run_digests(notifier, index, scheduler, settings, at, send=not args.no_send, wait=args.wait)
+        return preview(service, args.user, args.partner, at)
+    return run_digests(service, at, send=not args.no_send, wait=args.wait)
 
 
-def run_digests(notifier: Notifier, index: ScheduleIndex, scheduler: DigestScheduler, settings: Settings,
-                at: datetime, *, send: bool, wait: float) -> int:
-    from events.leadership import Leadership
-    from services.notifier.adapters.smtp import SmtpMailer
-    from services.notifier.application.sender import MailSender, SendReport
-    from services.notifier.application.unsubscribe import UnsubscribeTokens
-
-    result = scheduler.run(at)
+def run_digests(service: NotifierService, at: datetime, *, send: bool, wait: float) -> int:
+    result = service.scheduler.run(at)
     print(result.summary())
     if at > datetime.now(UTC):
         print("note: --at is in the future; these digests go out now")
     if not send:
         return 0
-    leadership = Leadership(settings.store, "notifier")
+    leadership = service.leadership
     deadline = time.monotonic() + wait
     while not leadership.try_acquire():
         if time.monotonic() > deadline:
             print("a running notifier holds the sender lock: it sends what is due")
             return 0
         time.sleep(0.5)
-    mailer = SmtpMailer(settings.smtp)
-    sender = MailSender(notifier, mailer, mail_from=settings.mail_from, base_url=settings.portal_base_url,
-                        unsubscribe_base=settings.public_base_url,
-                        tokens=UnsubscribeTokens(settings.unsubscribe_secret), index=index,
-                        retry_for=timedelta(hours=settings.retry_hours))
 
     async def send_all() -> SendReport:
         try:
-            return await sender.send_all()
+            return await service.sender.send_all()
         finally:
-            await mailer.close()
-
-    from events.runtime import run
+            await service.close_mailer()
 
     try:
         report = run(send_all())
@@ -232,15 +202,11 @@ def run_digests(notifier: Notifier, index: ScheduleIndex, scheduler: DigestSched
     return 1 if report.outage else 0
 
 
-def preview(scheduler: DigestScheduler, settings: Settings, user: str, partner: str | None, at: datetime) -> int:
+def preview(service: NotifierService, user: str, partner: str | None, at: datetime) -> int:
     """Print the next digest; reads the store and writes nothing."""
-    from services.notifier.application.digests import partners_of
-    from services.notifier.application.sender import render
-    from services.notifier.application.unsubscribe import UnsubscribeTokens
-    from services.notifier.domain.schedule import ZONE
-
+    settings = service.settings
     if partner is None:
-        partners = partners_of(scheduler.index, user)
+        partners = partners_of(service.index, user)
         if len(partners) > 1:
             print(f"notifier: {user} has preferences in several firms ({', '.join(partners)}): "
                   "give --partner", file=sys.stderr)
@@ -249,7 +215,7 @@ def preview(scheduler: DigestScheduler, settings: Settings, user: str, partner: 
             print(f"{user} has no email preference: no digest")
             return 0
         partner = partners[0]
-    plan = scheduler.next_digest(partner, user, at)
+    plan = service.scheduler.next_digest(partner, user, at)
     if plan is None:
         print(f"{user} of {partner} has no enabled email preference: no digest")
         return 0
@@ -261,8 +227,7 @@ def preview(scheduler: DigestScheduler, settings: Settings, user: str, partner: 
         print("nothing to send at that due time: every client is left out")
         return 0
     message = render(plan.delivery(), mail_from=settings.mail_from, base_url=settings.portal_base_url,
-                     unsubscribe_base=settings.public_base_url,
-                     tokens=UnsubscribeTokens(settings.unsubscribe_secret))
+                     unsubscribe_base=settings.public_base_url, tokens=service.tokens)
     print()
     for name in ("From", "To", "Subject", "Message-ID", "Content-Language", "List-Unsubscribe",
                  "List-Unsubscribe-Post"):

@@ -24,9 +24,10 @@ from events.ops import partitions_of
 from services.notifier.application.notifier import Notifier
 from services.notifier.application.reminders import ReminderDispatcher
 from services.notifier.application.sender import MailSender
+from services.notifier.bootstrap import CONSUMES, NotifierService
+from services.notifier.bootstrap import bootstrap as bootstrap_notifier
 from services.notifier.domain.model import Delivery, Reminder, delivery_key
 from services.notifier.emails.render import reminder_message_id
-from services.notifier.service import CONSUMES, NotifierService
 from tests.conftest import Publish, unique
 from tests.harness import eventually, notifier
 from tests.notifier.test_smtp import Handler, smtp_server
@@ -65,7 +66,8 @@ def behind(service: NotifierService, bootstrap: str) -> list[str]:
     """What the service has still to do: partitions not consumed to their end, reminders not
     dispatched, deliveries not sent (empty when it is quiet)."""
     app = service.notifier
-    consumer = KafkaConsumer(**KafkaSettings(bootstrap).kafka_python_kwargs(), enable_auto_commit=False)
+    consumer = KafkaConsumer(**KafkaSettings(bootstrap_servers=bootstrap).kafka_python_kwargs(),
+                             enable_auto_commit=False)
     try:
         parts = [TopicPartition(t.value, p) for t in CONSUMES for p in consumer.partitions_for_topic(t.value) or ()]
         ends = consumer.end_offsets(parts)
@@ -208,8 +210,8 @@ async def test_a_replay_of_every_consumed_partition_never_sends_an_email(
             outcome = await asyncio.to_thread(replay_everything, broker.bootstrap, store, service.notifier, sink)
             await asyncio.sleep(2.0)  # the sender, dispatcher and scheduler would act within a second
     if not running:
-        outcome = await asyncio.to_thread(replay_everything, broker.bootstrap, store, Notifier(service.settings.store),
-                                          sink)
+        outcome = await asyncio.to_thread(replay_everything, broker.bootstrap, store,
+                                          bootstrap_notifier(service.settings).notifier, sink)
     before, after = outcome
     assert after == before, (before, after)
     assert len(sink.to(f"{chloe}@firm.test")) == 1
@@ -223,7 +225,7 @@ def replay_everything(bootstrap: str, store: str, app: Notifier, sink: Any) -> t
                 "inbound": app.inbox.inbox_count(), "emails": len(sink.messages)}
 
     before = state()
-    kafka = KafkaSettings(bootstrap)
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
     replays = 0
     for topic in CONSUMES:
         for partition in partitions_of(kafka, topic.value):

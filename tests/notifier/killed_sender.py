@@ -33,7 +33,6 @@ def die() -> None:
 def main(argv: list[str]) -> int:
     store, port, victim, where = argv[0], int(argv[1]), argv[2], argv[3]
     notifier = Notifier(StoreUrl.parse("NOTIFIER_DB", store))
-    notifier.mail_from = MAIL_FROM
     if where == "render":
         real_compose = sender_module.compose
 

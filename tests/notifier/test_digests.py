@@ -177,7 +177,6 @@ def test_two_schedulers_at_once_make_each_digest_once(world: World, tmp_path: Pa
     world.prefer(FIRM, "sg", "chloe")
     world.prefer(FIRM, "sg", "otto")
     other_app = Notifier(world.store)
-    other_app.mail_from = MAIL_FROM
     other = DigestScheduler(other_app, ScheduleIndex(other_app), mail_from=MAIL_FROM)
     other.index.catch_up()
     # The other scheduler loads the same due preferences, then this one records first.

@@ -31,7 +31,7 @@ def world(tmp_path: Path) -> World:
 
 
 def dispatcher(world: World) -> ReminderDispatcher:
-    return ReminderDispatcher(world.notifier, None, settle=0.0)
+    return ReminderDispatcher(world.notifier, None, mail_from=MAIL_FROM, settle=0.0)
 
 
 def reminder(world: World, reminder_id: str) -> Reminder:
@@ -110,7 +110,8 @@ async def test_the_dispatcher_waits_until_the_facts_on_the_broker_are_applied(wo
         return marks
 
     rid = world.remind(FIRM, "acme", "ada")
-    waiting = asyncio.create_task(ReminderDispatcher(world.notifier, watermark, poll=0.02).dispatch_pending())
+    waiting = asyncio.create_task(
+        ReminderDispatcher(world.notifier, watermark, mail_from=MAIL_FROM, poll=0.02).dispatch_pending())
     await asyncio.sleep(0.3)
     assert not waiting.done() and reminder(world, rid).state == "pending"
     await asyncio.to_thread(world.assign, FIRM, "acme", "otto")  # that record: the assignment
@@ -123,6 +124,6 @@ async def test_the_dispatcher_gives_up_waiting_after_max_wait(world: World) -> N
         return {tracking_name("platform.partner-clients", 0): 10_000}
 
     world.remind(FIRM, "acme", "ada")
-    slow = ReminderDispatcher(world.notifier, watermark, max_wait=0.2, poll=0.02)
+    slow = ReminderDispatcher(world.notifier, watermark, mail_from=MAIL_FROM, max_wait=0.2, poll=0.02)
     assert await asyncio.wait_for(slow.dispatch_pending(), 5) == 1
     assert len(world.deliveries()) == 2

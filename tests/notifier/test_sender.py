@@ -58,7 +58,7 @@ def world(tmp_path: Path) -> World:
 
 async def remind_all(world: World) -> None:
     world.remind(FIRM, "acme", "ada", comment="Merci")
-    await ReminderDispatcher(world.notifier, None, settle=0.0).dispatch_pending()
+    await ReminderDispatcher(world.notifier, None, mail_from=MAIL_FROM, settle=0.0).dispatch_pending()
     assert len(world.deliveries()) == len(USERS)
 
 
@@ -210,7 +210,6 @@ async def test_a_restart_sends_only_what_was_not_recorded_as_sent(world: World, 
         assert len(handler.messages) == 3
         # A new process on the same store.
         again = Notifier(world.store)
-        again.mail_from = MAIL_FROM
         restarted = MailSender(again, SmtpMailer(settings_for(server.port)), mail_from=MAIL_FROM,
                                base_url="https://portal.test", unsubscribe_base="https://notifier.test",
                                tokens=UnsubscribeTokens(SECRET), index=ScheduleIndex(again))
@@ -261,7 +260,7 @@ async def test_emails_go_out_in_order_and_each_is_accepted_only_once_the_previou
 ) -> None:
     for _ in range(6):
         world.remind(FIRM, "acme", "ada")
-    await ReminderDispatcher(world.notifier, None, settle=0.0).dispatch_pending()
+    await ReminderDispatcher(world.notifier, None, mail_from=MAIL_FROM, settle=0.0).dispatch_pending()
     due = world.deliveries()
     assert len(due) == 24
     # Two were settled already (by a sender that crashed after recording them, say), among
@@ -313,7 +312,6 @@ async def test_a_sigkill_resends_at_most_the_last_email_accepted_before_it(world
             assert accepted == order[:3]  # the fourth's DATA waited for the third's record
         # A new process on the same store.
         again = Notifier(world.store)
-        again.mail_from = MAIL_FROM
         restarted = MailSender(again, SmtpMailer(settings_for(server.port)), mail_from=MAIL_FROM,
                                base_url="https://portal.test", unsubscribe_base="https://notifier.test",
                                tokens=UnsubscribeTokens(SECRET), index=ScheduleIndex(again))

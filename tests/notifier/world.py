@@ -10,16 +10,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from contracts.events import EVENT_TYPES
-from events.config import StoreUrl
+from events.config import KafkaSettings, StoreUrl
 from events.envelope import InboundRecord, parse_record
-from events.inbox import InboxEntry, InboxSink
+from events.inbox import InboxEntry
 from events.outbox import OutboundMessage
-from services.notifier.application.digests import DigestScheduler
-from services.notifier.application.notifier import Notifier
+from services.notifier.adapters.smtp import SmtpSettings
+from services.notifier.bootstrap import bootstrap
+from services.notifier.config import Settings
 from services.notifier.domain.model import Delivery, Preference, preference_key
-from services.notifier.domain.model import Rejected as NotifierRejected
 from services.notifier.domain.schedule import ZONE
-from services.notifier.projections.schedule import ScheduleIndex
 
 MAIL_FROM = "Partner portal <no-reply@portal.test>"
 SECRET = "test-unsubscribe-secret-0123456789abcdef"
@@ -31,14 +30,23 @@ def cph(y: int, mo: int, d: int, h: int = 10, mi: int = 0) -> datetime:
     return datetime(y, mo, d, h, mi, tzinfo=ZONE)
 
 
+def settings_for(store: StoreUrl, *, mail_from: str = MAIL_FROM, smtp: SmtpSettings | None = None) -> Settings:
+    """The notifier's settings in these tests: nothing listens on the Kafka address."""
+    return Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"), store=store, smtp=smtp or SmtpSettings(),
+                    mail_from=mail_from, portal_base_url="https://portal.test",
+                    public_base_url="https://notifier.test", http_host="127.0.0.1", http_port=8001,
+                    unsubscribe_secret=SECRET)
+
+
 class World:
     def __init__(self, store_url: str, mail_from: str = MAIL_FROM) -> None:
         self.store = StoreUrl.parse("NOTIFIER_DB", store_url)
-        self.notifier = Notifier(self.store)
-        self.notifier.mail_from = mail_from
-        self.sink = InboxSink("notifier", self.notifier, self.notifier.handle, rejected=NotifierRejected)
-        self.index = ScheduleIndex(self.notifier)
-        self.scheduler = DigestScheduler(self.notifier, self.index, mail_from=mail_from)
+        self.settings = settings_for(self.store, mail_from=mail_from)
+        self.service = bootstrap(self.settings)
+        self.notifier = self.service.notifier
+        self.sink = self.service.sink
+        self.index = self.service.index
+        self.scheduler = self.service.scheduler
         self._offsets: dict[str, int] = defaultdict(lambda: -1)
 
     # --- facts, as the inbox receives them ---------------------------------------------------------

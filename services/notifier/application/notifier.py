@@ -57,7 +57,6 @@ REMINDER_MAX_AGE = timedelta(hours=24)
 
 class Notifier(EventStoreApplication):
     name = "notifier"
-    mail_from = "Partner portal <no-reply@portal.localhost>"
 
     def handle(self, inbound: InboundEvent, uow: UnitOfWork) -> None:
         partner = inbound.partner_id
@@ -116,8 +115,9 @@ class Notifier(EventStoreApplication):
                          requested_by=data.requested_by, tasks=[t.value for t in data.tasks],
                          comment=data.comment, recipients=[], requested_at=at))
 
-    def dispatch(self, reminder: Reminder, now: datetime | None = None) -> list[Delivery]:
-        """Choose the reminder's recipients now and make their deliveries (not saved here).
+    def dispatch(self, reminder: Reminder, now: datetime | None = None, *, mail_from: str) -> list[Delivery]:
+        """Choose the reminder's recipients now and make their deliveries (not saved here),
+        with Message-IDs in MAIL_FROM's domain.
 
         The reminder becomes dispatched, or dropped with the reason when it cannot be sent:
         also when it was requested more than REMINDER_MAX_AGE before `now`. Only a store
@@ -142,7 +142,7 @@ class Notifier(EventStoreApplication):
         reminder.dispatched([m.user_id for m in recipients])
         return [
             Delivery(
-                message_id=reminder_message_id(reminder.reminder_id, member.user_id, self.mail_from),
+                message_id=reminder_message_id(reminder.reminder_id, member.user_id, mail_from),
                 kind="reminder", partner_id=partner, user_id=member.user_id, client_ids=[client.client_id],
                 content={
                     "recipient": recipient_of(member),

@@ -18,29 +18,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from events.leadership import Leadership
 from services.notifier.application.notifier import Notifier
+from services.notifier.application.ports import FactWatermark
 from services.notifier.domain.model import Reminder
 
 log = logging.getLogger("notifier.reminders")
-
-# tracking name of a fact partition -> the last offset that must be applied first
-Watermark = Callable[[], Awaitable[dict[str, int] | None]]
 
 
 class ReminderDispatcher:
     name = "reminders:dispatch"
 
-    def __init__(self, notifier: Notifier, watermark: Watermark | None, *, settle: float = 1.0,
-                 max_wait: float = 120.0, poll: float = 0.1) -> None:
+    def __init__(self, notifier: Notifier, watermark: FactWatermark | None, *, mail_from: str,
+                 settle: float = 1.0, max_wait: float = 120.0, poll: float = 0.1) -> None:
         self.notifier = notifier
         self.watermark = watermark
+        self.mail_from = mail_from
         self.settle, self.max_wait, self.poll = settle, max_wait, poll
         self.wake = asyncio.Event()
         self._stopping = False
@@ -102,7 +99,7 @@ class ReminderDispatcher:
                 with contextlib.suppress(IntegrityError):
                     self.notifier.record(tracking=tracking)
                 return
-            deliveries = self.notifier.dispatch(reminder)
+            deliveries = self.notifier.dispatch(reminder, mail_from=self.mail_from)
             try:
                 self.notifier.record(reminder, *deliveries, tracking=tracking)
             except IntegrityError:
@@ -129,28 +126,3 @@ class ReminderDispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=delay)
             self.wake.clear()
-
-
-def fact_watermark(consumer: Callable[[], Any], topics: Sequence[str]) -> Watermark:
-    """End offsets of `topics` through the running aiokafka consumer (any partition, not only
-    the ones this replica owns: the store tracks every partition's position)."""
-    from aiokafka import TopicPartition
-
-    from events.kafka import tracking_name
-
-    async def marks() -> dict[str, int] | None:
-        kafka = consumer()
-        if kafka is None:
-            return None
-        partitions = []
-        for topic in topics:
-            ids = kafka.partitions_for_topic(topic)
-            partitions += [TopicPartition(topic, p) for p in sorted(ids or ())]
-        if not partitions:
-            return None
-        ends = await kafka.end_offsets(partitions)
-        starts = await kafka.beginning_offsets(partitions)
-        # A partition with nothing retained has nothing to wait for.
-        return {tracking_name(tp.topic, tp.partition): end - 1 for tp, end in ends.items() if end > starts[tp]}
-
-    return marks

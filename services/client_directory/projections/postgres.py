@@ -10,7 +10,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from events.dialect import Cursor
-from services.client_directory.projections.fold import ClientRow, Row, RowChanges
+from services.client_directory.projections.rows import ClientRow, Row, RowChanges
 from services.client_directory.projections.sql import CHUNK, KEY_COLUMNS, ClientsSQL
 
 # The array type of each column written in bulk; the others are text.

@@ -13,7 +13,8 @@ from typing import Any
 from contracts.api import TabId
 from events.dialect import Cursor
 from services.client_directory.projections.access import TAB_ROWS, Caller, assigned_only
-from services.client_directory.projections.fold import ClientRow, ClientsFold, MemberRow, Row, RowChanges
+from services.client_directory.projections.fold import ClientsFold
+from services.client_directory.projections.rows import ClientRow, MemberRow, Row, RowChanges
 from services.client_directory.projections.text import fold, like_pattern
 
 SCHEMA_VERSION = "4"

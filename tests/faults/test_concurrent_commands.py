@@ -31,7 +31,8 @@ async def test_twenty_concurrent_assignments_on_one_client_all_land(broker, stor
 
         async def ready() -> bool:
             response = await api.get("/v1/clients/c-1", headers=headers)
-            members = service.read_model.query("SELECT COUNT(*) AS n FROM cd_members WHERE partner_id = ?", (firm,))
+            members = service.read_model.query(
+                f"SELECT COUNT(*) AS n FROM cd_members WHERE partner_id = {service.read_model.mark}", (firm,))
             return response.status_code == 200 and members[0]["n"] == 21
 
         await eventually(ready)

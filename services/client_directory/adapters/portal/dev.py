@@ -55,11 +55,13 @@ class TokenRequest(BaseModel):
     user_id: str = Field(min_length=1, max_length=200)
 
 
-def mint(secret: str, partner_id: str, user_id: str, role: str, now: datetime | None = None) -> str:
-    """A portal token (DESIGN.md 2.2 claims) like the platform's sign-in would issue."""
+def mint(secret: str, partner_id: str, user_id: str, role: str, now: datetime | None = None,
+         max_lifetime_s: int = TOKEN_HOURS * 3600) -> str:
+    """A portal token (the API's claims) like the platform's sign-in would issue, living
+    TOKEN_HOURS or the service's cap on a token's lifetime, whichever is shorter."""
     now = now or datetime.now(UTC)
-    claims = {"sub": user_id, "partner_id": partner_id, "role": role, "iat": now,
-              "exp": now + timedelta(hours=TOKEN_HOURS)}
+    lifetime = timedelta(seconds=min(TOKEN_HOURS * 3600, max_lifetime_s))
+    claims = {"sub": user_id, "partner_id": partner_id, "role": role, "iat": now, "exp": now + lifetime}
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
@@ -110,7 +112,8 @@ def mail_page(mails: list[dict[str, Any]], folder: Path) -> str:
 {body}</main></body></html>"""
 
 
-def dev_router(read_model: ReadModel, secret: str, mail_dir: Path) -> APIRouter:
+def dev_router(read_model: ReadModel, secret: str, mail_dir: Path, max_lifetime_s: int = TOKEN_HOURS * 3600
+               ) -> APIRouter:
     router = APIRouter(prefix="/dev", tags=["dev mode"])
     members = DevMembers(read_model)
 
@@ -123,7 +126,8 @@ def dev_router(read_model: ReadModel, secret: str, mail_dir: Path) -> APIRouter:
         member = members.member(request.partner_id, request.user_id)
         if member is None:
             raise HTTPException(404, f"{request.user_id} is not an active member of {request.partner_id}")
-        return {"token": mint(secret, request.partner_id, member["user_id"], member["role"]),
+        return {"token": mint(secret, request.partner_id, member["user_id"], member["role"],
+                              max_lifetime_s=max_lifetime_s),
                 "partner_id": request.partner_id, **member}
 
     @router.get("/mail", response_class=HTMLResponse, summary="The SMTP sink's messages (dev mode)")

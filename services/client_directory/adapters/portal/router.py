@@ -65,4 +65,5 @@ def mount_portal(api: FastAPI, settings: Settings, read_model: ReadModel) -> Non
     api.include_router(page_router(settings.dev_mode))
     api.mount("/portal/static", Assets(directory=STATIC), name="portal-static")
     if settings.dev_mode:
-        api.include_router(dev_router(read_model, settings.jwt_secret, Path(settings.dev_mail_dir)))
+        api.include_router(dev_router(read_model, settings.jwt_secret, Path(settings.dev_mail_dir),
+                                      settings.token_max_lifetime_s))

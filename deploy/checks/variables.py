@@ -32,8 +32,8 @@ SERVICE_REQUIRED_ENV: dict[str, tuple[str, ...]] = {
     "services.notifier": ("NOTIFIER_HTTP_HOST", "NOTIFIER_PUBLIC_URL"),
 }
 #: Never a literal value in a manifest or a ConfigMap, never a default in compose.
-SECRET_ENV = frozenset(("CLIENT_DIRECTORY_DB", "NOTIFIER_DB", "PORTAL_JWT_SECRET", "SMTP_PASSWORD",
-                        "KAFKA_SASL_PASSWORD"))
+SECRET_ENV = frozenset(("CLIENT_DIRECTORY_DB", "NOTIFIER_DB", "PORTAL_JWT_SECRET", "NOTIFIER_UNSUBSCRIBE_SECRET",
+                        "SMTP_PASSWORD", "KAFKA_SASL_PASSWORD"))
 SASL_ENV: tuple[str, ...] = ("KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD")
 DB_ENV: tuple[str, ...] = ("CLIENT_DIRECTORY_DB", "NOTIFIER_DB")
 KNOWN_ENV_PREFIXES: tuple[str, ...] = ("PYTHON",)

@@ -1,4 +1,4 @@
-"""Models of the client_directory HTTP API (DESIGN.md 2.2)."""
+"""Models of the client_directory HTTP API (docs/CONTRACT.md, "HTTP API of client_directory")."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class CloudEvent(BaseModel):
-    """DESIGN.md 2.1: the envelope. Unknown extension attributes are kept, never an error."""
+    """The envelope (docs/CONTRACT.md, "Envelope"). Unknown extension attributes are kept, never an error."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 

@@ -1,4 +1,4 @@
-"""The v1 event types of DESIGN.md 2.1 (and the documented extensions), as pydantic models.
+"""The v1 event types of docs/CONTRACT.md (and the documented extensions), as pydantic models.
 
 Each data model ignores unknown fields (consumers must tolerate producers adding fields) and
 validates what it relies on. `EVENT_TYPES` is the registry consumers and exports read.

@@ -69,7 +69,7 @@ def asyncapi() -> dict[str, Any]:
         "info": {
             "title": "Partner portal events",
             "version": "1.0.0",
-            "description": "Public contract v1 of the partner portal back end (DESIGN.md 2.1).",
+            "description": "Public contract v1 of the partner portal back end (docs/CONTRACT.md).",
         },
         "defaultContentType": "application/json",
         "channels": channels,

@@ -1,5 +1,5 @@
-"""Dead letters exactly as DESIGN.md 2.1 says: `<topic>.dlq`, original key and bytes,
-Spring Kafka's header names."""
+"""Dead letters as the contract says (docs/CONTRACT.md): `<topic>.dlq`, original key and
+bytes, Spring Kafka's header names."""
 
 from __future__ import annotations
 

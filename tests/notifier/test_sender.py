@@ -235,6 +235,7 @@ async def test_digests_carry_one_click_unsubscribe_headers_that_work(world: Worl
     claim = UnsubscribeTokens(SECRET).verify(token)
     assert claim is not None
     assert (claim.kind, claim.user_id, claim.ref) == ("d", "chloe", received.message["Message-ID"])
+    assert claim.issued_at == cph(2026, 1, 12)  # bound to the choices made before the digest's due time
 
 
 # --- the pipeline: rendering ahead, records overlapping the next envelope ---------------------------

@@ -21,6 +21,7 @@ from tests.notifier.world import SECRET, World, cph, digest_at
 
 FIRM = "firm-u"
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+ISSUED = cph(2026, 1, 12)  # the first digest's due time: the links of that digest are issued then
 
 
 @pytest.fixture
@@ -52,21 +53,29 @@ def digest_of(world: World, user: str) -> str:
 
 
 def test_a_token_names_what_it_stops_and_verifies(tokens: UnsubscribeTokens) -> None:
-    token = tokens.for_client(FIRM, "chloe", "acme")
-    assert tokens.verify(token) == TokenClaim("c", FIRM, "chloe", "acme")
-    digest = tokens.for_digest(FIRM, "chloe", "<digest-1@portal.test>")
-    assert tokens.verify(digest) == TokenClaim("d", FIRM, "chloe", "<digest-1@portal.test>")
+    token = tokens.for_client(FIRM, "chloe", "acme", ISSUED)
+    issued = int(ISSUED.timestamp())
+    assert tokens.verify(token) == TokenClaim("c", FIRM, "chloe", "acme", issued)
+    digest = tokens.for_digest(FIRM, "chloe", "<digest-1@portal.test>", ISSUED)
+    assert tokens.verify(digest) == TokenClaim("d", FIRM, "chloe", "<digest-1@portal.test>", issued)
     assert len(digest) < 200 and all(c.isalnum() or c in "-_." for c in digest)  # URL-safe as is
 
 
+def _b64(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
 def test_forged_tampered_or_foreign_tokens_are_refused(tokens: UnsubscribeTokens) -> None:
-    token = tokens.for_client(FIRM, "chloe", "acme")
+    token = tokens.for_client(FIRM, "chloe", "acme", ISSUED)
     body, mac = token.split(".")
-    other_user = base64.urlsafe_b64encode(json.dumps(["c", FIRM, "otto", "acme"]).encode()).decode().rstrip("=")
+    issued = int(ISSUED.timestamp())
+    other_user = _b64(["c", FIRM, "otto", "acme", issued])
     assert tokens.verify(f"{other_user}.{mac}") is None  # someone else's preference, same MAC
+    later = _b64(["c", FIRM, "chloe", "acme", issued + 10**8])
+    assert tokens.verify(f"{later}.{mac}") is None  # a link cannot be made to outlive later choices
     assert tokens.verify(f"{body}.{mac[:-2]}AA") is None
-    assert tokens.verify(UnsubscribeTokens("another-secret-of-at-least-32-bytes!!").for_client(FIRM, "chloe",
-                                                                                              "acme")) is None
+    assert tokens.verify(UnsubscribeTokens("another-secret-of-at-least-32-bytes!!").for_client(
+        FIRM, "chloe", "acme", ISSUED)) is None
     for junk in ("acme", "chloe", "", ".", "a.b.c", "%%%.%%%", "x" * 2000, f"{body}."):
         assert tokens.verify(junk) is None
 
@@ -84,7 +93,7 @@ def test_the_digest_token_turns_off_every_client_of_that_digest_and_publishes_it
 ) -> None:
     message_id = digest_of(world, "chloe")
     unsubscriber = Unsubscriber(world.notifier, tokens)
-    target = unsubscriber.unsubscribe(tokens.for_digest(FIRM, "chloe", message_id), NOW)
+    target = unsubscriber.unsubscribe(tokens.for_digest(FIRM, "chloe", message_id, ISSUED), NOW)
     assert target is not None and target.turned_off == 3 and target.locale == "fr"
     assert sorted(target.client_names) == ["Acme ApS", "Société Générale", "Zeta"]
     for client in ("acme", "sg", "zeta"):
@@ -107,7 +116,7 @@ def test_the_digest_token_turns_off_every_client_of_that_digest_and_publishes_it
 
 def test_unsubscribing_twice_changes_nothing_the_second_time(world: World, tokens: UnsubscribeTokens) -> None:
     unsubscriber = Unsubscriber(world.notifier, tokens)
-    token = tokens.for_client(FIRM, "chloe", "sg")
+    token = tokens.for_client(FIRM, "chloe", "sg", ISSUED)
     first = unsubscriber.unsubscribe(token, NOW)
     head = world.head()
     second = unsubscriber.unsubscribe(token, NOW)
@@ -120,8 +129,9 @@ def test_unsubscribing_twice_changes_nothing_the_second_time(world: World, token
 def test_a_digest_token_for_someone_elses_digest_is_refused(world: World, tokens: UnsubscribeTokens) -> None:
     message_id = digest_of(world, "chloe")
     unsubscriber = Unsubscriber(world.notifier, tokens)
-    assert unsubscriber.unsubscribe(tokens.for_digest(FIRM, "otto", message_id), NOW) is None
-    assert unsubscriber.unsubscribe(tokens.for_digest(FIRM, "chloe", "<digest-unknown@portal.test>"), NOW) is None
+    assert unsubscriber.unsubscribe(tokens.for_digest(FIRM, "otto", message_id, ISSUED), NOW) is None
+    assert unsubscriber.unsubscribe(tokens.for_digest(FIRM, "chloe", "<digest-unknown@portal.test>", ISSUED),
+                                    NOW) is None
     assert world.preference(FIRM, "acme", "chloe").email_enabled
 
 
@@ -138,7 +148,7 @@ async def http(world: World, tokens: UnsubscribeTokens) -> AsyncIterator[httpx.A
 
 async def test_get_only_asks_and_post_unsubscribes(world: World, tokens: UnsubscribeTokens,
                                                    http: httpx.AsyncClient) -> None:
-    url = f"/unsubscribe/{tokens.for_digest(FIRM, 'chloe', digest_of(world, 'chloe'))}"
+    url = f"/unsubscribe/{tokens.for_digest(FIRM, 'chloe', digest_of(world, 'chloe'), ISSUED)}"
     head = world.head()
     for _ in range(3):  # mail clients and scanners prefetch
         page = await http.get(url)
@@ -159,3 +169,41 @@ async def test_an_invalid_token_is_a_404_that_says_nothing(http: httpx.AsyncClie
         response = await http.request(method, "/unsubscribe/acme")
         assert response.status_code == 404 and "not valid" in response.text
     assert world.preference(FIRM, "acme", "chloe").email_enabled
+
+
+# --- an old link and a later choice; framing ---------------------------------------------------------
+
+
+async def test_an_old_link_does_not_undo_a_later_choice_to_get_emails_again(
+    world: World, tokens: UnsubscribeTokens, http: httpx.AsyncClient
+) -> None:
+    message_id = digest_of(world, "chloe")
+    old_digest = f"/unsubscribe/{tokens.for_digest(FIRM, 'chloe', message_id, ISSUED)}"
+    old_sg = f"/unsubscribe/{tokens.for_client(FIRM, 'chloe', 'sg', ISSUED)}"
+    # After that digest, Chloé turns the emails about SG off in the portal, then on again.
+    world.prefer(FIRM, "sg", "chloe", "daily", enabled=False, at=cph(2026, 1, 20))
+    world.prefer(FIRM, "sg", "chloe", "daily", at=cph(2026, 2, 2))
+    for method in ("GET", "POST"):
+        page = await http.request(method, old_sg)
+        assert page.status_code == 410 and "ont changé après" in page.text and "Société Générale" in page.text
+    assert world.preference(FIRM, "sg", "chloe").email_enabled
+    done = await http.post(old_digest)  # the digest's link still speaks for the clients not chosen again
+    assert done.status_code == 200 and "Société Générale" not in done.text
+    assert [world.preference(FIRM, c, "chloe").email_enabled for c in ("acme", "sg", "zeta")] == [False, True, False]
+    newer = tokens.for_client(FIRM, "chloe", "sg", cph(2026, 2, 9))  # a link from an email made after her choice
+    assert (await http.post(f"/unsubscribe/{newer}")).status_code == 200
+    assert not world.preference(FIRM, "sg", "chloe").email_enabled
+
+
+async def test_every_page_the_notifier_serves_refuses_to_be_framed(
+    world: World, tokens: UnsubscribeTokens, http: httpx.AsyncClient
+) -> None:
+    url = f"/unsubscribe/{tokens.for_digest(FIRM, 'chloe', digest_of(world, 'chloe'), ISSUED)}"
+    responses = [await http.get(url), await http.get("/unsubscribe/acme"), await http.post("/unsubscribe/acme"),
+                 await http.post(url)]
+    transport = httpx.ASGITransport(app=world.service.api)  # the service's own app, as bootstrap builds it
+    async with httpx.AsyncClient(transport=transport, base_url="http://notifier.test") as service:
+        responses += [await service.get("/docs"), await service.get(url), await service.get("/unsubscribe/x")]
+    for response in responses:
+        assert response.headers["content-security-policy"] == "frame-ancestors 'none'", response.url
+        assert response.headers["x-frame-options"] == "DENY", response.url

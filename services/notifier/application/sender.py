@@ -88,12 +88,14 @@ def compose(delivery: Delivery, *, mail_from: str, base_url: str, unsubscribe_ba
             message_id=delivery.message_id,
         )
     partner, user = delivery.partner_id, delivery.user_id
+    due_at = datetime.fromisoformat(content["due_at"])  # the links speak for the choices made before it
+    links = f"{unsubscribe_base}/unsubscribe"
     return compose_digest(
         recipient=recipient, clients=[figures(c) for c in content["clients"]],
-        due_at=datetime.fromisoformat(content["due_at"]), mail_from=mail_from, base_url=base_url,
-        unsubscribe_url=f"{unsubscribe_base}/unsubscribe/{tokens.for_digest(partner, user, delivery.message_id)}",
+        due_at=due_at, mail_from=mail_from, base_url=base_url,
+        unsubscribe_url=f"{links}/{tokens.for_digest(partner, user, delivery.message_id, due_at)}",
         client_unsubscribe_urls={
-            c["client_id"]: f"{unsubscribe_base}/unsubscribe/{tokens.for_client(partner, user, c['client_id'])}"
+            c["client_id"]: f"{links}/{tokens.for_client(partner, user, c['client_id'], due_at)}"
             for c in content["clients"]
         },
         partner_id=partner, message_id=delivery.message_id,

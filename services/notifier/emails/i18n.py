@@ -54,6 +54,10 @@ CATALOG: Final[dict[str, dict[str, str]]] = {
             "partner portal."
         ),
         "unsubscribe.invalid": "This link is not valid.",
+        "unsubscribe.outdated": (
+            "Your email settings for {clients} changed after this email was sent, so this link no longer "
+            "changes them. Use the link in your latest email, or your settings in the portal."
+        ),
     },
     "fr": {
         "greeting": "Bonjour {name},",
@@ -96,6 +100,10 @@ CATALOG: Final[dict[str, dict[str, str]]] = {
             "«\u00a0Clients\u00a0» du portail des partenaires."
         ),
         "unsubscribe.invalid": "Ce lien n'est pas valide.",
+        "unsubscribe.outdated": (
+            "Vos réglages d'e-mails pour {clients} ont changé après l'envoi de cet e-mail\u00a0: ce lien ne les "
+            "modifie plus. Utilisez le lien de votre dernier e-mail, ou vos réglages dans le portail."
+        ),
     },
 }
 

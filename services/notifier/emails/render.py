@@ -438,9 +438,9 @@ def render_unsubscribe_page(*, locale_tag: str | None, state: str, clients: Sequ
     """The small HTML page of the one-click unsubscribe endpoint.
 
     `state`: "confirm" (a form that POSTs: a GET, which mail clients prefetch, must never
-    unsubscribe), "done", or "invalid".
+    unsubscribe), "done", "outdated" (every client it names was chosen again since), or "invalid".
     """
-    if state not in ("confirm", "done", "invalid"):
+    if state not in ("confirm", "done", "outdated", "invalid"):
         raise ValueError(f"unknown page state {state!r}")
     locale = resolve_locale(locale_tag)
     names = ", ".join(_one_line(name) for name in clients)

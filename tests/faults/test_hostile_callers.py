@@ -21,10 +21,8 @@ from hypothesis import strategies as st
 
 from events.config import KafkaSettings, StoreUrl
 from events.envelope import InboundRecord, parse_record
-from events.inbox import InboxSink
+from services.client_directory.bootstrap import bootstrap, inbox_sink
 from services.client_directory.config import Settings
-from services.client_directory.domain.model import Rejected as DirectoryRejected
-from services.client_directory.service import build
 from tests.harness import SECRET, token
 
 pytestmark = pytest.mark.integration
@@ -36,7 +34,7 @@ B_CLIENTS = {"connected": "b-connected", "shared": "shared"}
 
 
 def seed(service: Any) -> None:
-    sink = InboxSink("client_directory", service.directory, service.directory.handle, rejected=DirectoryRejected)
+    sink = inbox_sink(service.directory)
     offset = 0
 
     def send(topic: str, type_: str, partner: str, data: dict[str, Any]) -> None:
@@ -98,7 +96,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder: Path = tmp_path_factory.mktemp("hostile")
     settings_ = Settings(kafka=KafkaSettings("127.0.0.1:1"), store=StoreUrl.parse("db", f"sqlite:///{folder}/cd.db"),
                          http_host="127.0.0.1", http_port=1, jwt_secret=SECRET, portal_base_url="https://portal.test")
-    service = build(settings_)
+    service = bootstrap(settings_)
     seed(service)
     return service.api
 

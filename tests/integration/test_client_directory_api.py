@@ -19,7 +19,7 @@ import jwt
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from services.client_directory.service import ClientDirectoryService
+from services.client_directory.bootstrap import ClientDirectoryService
 from tests.client_directory import support as s
 from tests.client_directory.support import topic_of
 from tests.harness import SECRET, auth, client_directory, eventually, token

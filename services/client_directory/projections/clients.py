@@ -90,18 +90,18 @@ class ClientsProjection(LogFollower):
                 raise
 
 
-# SQLite's statements, by the names tests and benchmarks import; a read model's own are
-# `clients_sql(read_model.kind)`'s (ClientQueries.sql).
-def count_query(caller: Caller, tab: TabId) -> tuple[str, list[Any]]:
-    return clients_sql("sqlite").count(caller, tab)
+# The page's statements by the names tests and benchmarks import: SQLite's unless `kind`
+# names the store (a read model's own are ClientQueries(read_model).sql).
+def count_query(caller: Caller, tab: TabId, kind: str = "sqlite") -> tuple[str, list[Any]]:
+    return clients_sql(kind).count(caller, tab)
 
 
-def recount_query(caller: Caller, tab: TabId) -> tuple[str, list[Any]]:
-    return clients_sql("sqlite").recount(caller, tab)
+def recount_query(caller: Caller, tab: TabId, kind: str = "sqlite") -> tuple[str, list[Any]]:
+    return clients_sql(kind).recount(caller, tab)
 
 
-def tab_query(caller: Caller, tab: TabId, **options: Any) -> tuple[str, list[Any]]:
-    return clients_sql("sqlite").tab(caller, tab, **options)
+def tab_query(caller: Caller, tab: TabId, kind: str = "sqlite", **options: Any) -> tuple[str, list[Any]]:
+    return clients_sql(kind).tab(caller, tab, **options)
 
 
 def accountants_query(kind: str, partner_id: str, client_ids: Sequence[str]) -> tuple[str, list[Any]]:

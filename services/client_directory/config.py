@@ -29,16 +29,16 @@ class Settings(EnvSettings):
 
     kafka: KafkaSettings
     store: StoreUrl
-    http_host: str = Field("127.0.0.1", min_length=1, validation_alias="CLIENT_DIRECTORY_HTTP_HOST")
-    http_port: int = Field(8000, ge=1, le=65535, validation_alias="CLIENT_DIRECTORY_HTTP_PORT")
+    http_host: str = Field(default="127.0.0.1", min_length=1, validation_alias="CLIENT_DIRECTORY_HTTP_HOST")
+    http_port: int = Field(default=8000, ge=1, le=65535, validation_alias="CLIENT_DIRECTORY_HTTP_PORT")
     # Empty means not given: refused unless dev_mode (see _secret).
-    jwt_secret: str = Field("", validation_alias="PORTAL_JWT_SECRET")
-    portal_base_url: str = Field("http://127.0.0.1:8000", validation_alias="PORTAL_BASE_URL")
-    group_id: str = Field("client-directory", min_length=1, validation_alias="CLIENT_DIRECTORY_GROUP_ID")
-    dev_mode: bool = Field(False, validation_alias="PORTAL_DEV_MODE")
-    dev_mail_dir: str = Field("var/mail", min_length=1, validation_alias="PORTAL_DEV_MAIL_DIR")
+    jwt_secret: str = Field(default="", validation_alias="PORTAL_JWT_SECRET")
+    portal_base_url: str = Field(default="http://127.0.0.1:8000", validation_alias="PORTAL_BASE_URL")
+    group_id: str = Field(default="client-directory", min_length=1, validation_alias="CLIENT_DIRECTORY_GROUP_ID")
+    dev_mode: bool = Field(default=False, validation_alias="PORTAL_DEV_MODE")
+    dev_mail_dir: str = Field(default="var/mail", min_length=1, validation_alias="PORTAL_DEV_MAIL_DIR")
     # Tokens whose `exp` is further ahead than this are refused: a leaked token is bounded.
-    token_max_lifetime_s: int = Field(24 * 3600, ge=60, le=30 * 24 * 3600,
+    token_max_lifetime_s: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600,
                                       validation_alias="PORTAL_TOKEN_MAX_LIFETIME_SECONDS")
 
     @field_validator("portal_base_url")

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -24,9 +26,8 @@ from services.notifier.config import Settings
 from services.notifier.domain.schedule import ZONE
 from services.notifier.ops import deliveries, show
 
-EPILOG = f"""\
-environment: {", ".join(Settings.variables())}
-(see services/notifier/README.md)."""
+EPILOG = textwrap.fill(f"environment: {', '.join(Settings.variables())} (see services/notifier/README.md).",
+                       width=90, break_on_hyphens=False)
 
 
 def instant(text: str) -> datetime:
@@ -50,6 +51,13 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="run the service (the default)",
                         description="Consume, schedule, send, and serve health, metrics and unsubscribe. HTTP "
                         "answers at once; the store and the broker are waited for with backoff (/readyz says why).")
+    add_digest_commands(commands)
+    add_history_commands(commands)
+    ops.add_commands(commands)
+    return root
+
+
+def add_digest_commands(commands: Any) -> None:
     digests = commands.add_parser("digests", help="run or preview the digest scheduler",
                                   description="On-call tools for the digest scheduler (no broker needed).")
     actions = digests.add_subparsers(dest="action", metavar="{run,preview}", required=True)
@@ -75,6 +83,8 @@ def parser() -> argparse.ArgumentParser:
     preview.add_argument("--at", type=instant, default=None, metavar="RFC3339",
                          help="look as of this instant (default: now)")
 
+
+def add_history_commands(commands: Any) -> None:
     sent = commands.add_parser(
         "deliveries", help="what was sent to whom, when, and how it ended",
         description="Every email made for a member (--user) or naming a client (--client): its Message-ID, "
@@ -102,8 +112,6 @@ def parser() -> argparse.ArgumentParser:
     who.add_argument("--member", help="user_id")
     show.add_argument("--partner", help="the firm (partner id); default: every firm that knows the id")
     show.add_argument("--json", action="store_true", help="machine-readable output")
-    ops.add_commands(commands)
-    return root
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ The emails go out as a pipeline, without giving up that bound:
   (SIGKILL at any point) resends at most that one: at most one duplicate per crash, as when
   everything was strictly one at a time. Records are written in order, one transaction each.
 
-What an SMTP answer means (DESIGN.md 3):
+What an SMTP answer means:
 - 2xx: sent; `notification.email_sent.v1` is published.
 - 5xx (or a message the server will never take): failed, recorded, `email_failed` published.
 - No answer at all (refused, reset, timed out) or 421 (the server is closing the service):

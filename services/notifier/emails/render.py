@@ -320,6 +320,21 @@ def compose_reminder(
     )
 
 
+def _client_views(clients: Sequence[ClientFigures], fmt: _Formatter, base_url: str,
+                  per_client: Mapping[str, str]) -> list[_ClientView]:
+    # Stable order whatever order the caller gathered the clients in.
+    ordered = sorted(clients, key=lambda c: (_one_line(c.name).casefold(), c.client_id))
+    return [
+        _ClientView(
+            name=_one_line(client.name),
+            url=_portal_url(base_url, "clients", client.client_id),
+            lines=tuple(fmt.task_line(task, client) for task in Task),
+            unsubscribe_url=_checked_url(per_client[client.client_id]) if client.client_id in per_client else None,
+        )
+        for client in ordered
+    ]
+
+
 def compose_digest(
     *,
     recipient: Recipient,
@@ -346,26 +361,11 @@ def compose_digest(
         raise ValueError("due_at must be timezone-aware")
     locale = resolve_locale(recipient.locale)
     fmt = _formatter(locale)
-    per_client = client_unsubscribe_urls or {}
     unsubscribe = _checked_url(unsubscribe_url)
     if len(unsubscribe) > MAX_UNSUBSCRIBE_URL:
         raise ValueError(f"the unsubscribe URL is longer than {MAX_UNSUBSCRIBE_URL} characters")
     date = fmt.date(due_at)
-    # Stable order whatever order the caller gathered the clients in.
-    ordered = sorted(clients, key=lambda c: (_one_line(c.name).casefold(), c.client_id))
-    views = [
-        _ClientView(
-            name=_one_line(client.name),
-            url=_portal_url(base_url, "clients", client.client_id),
-            lines=tuple(fmt.task_line(task, client) for task in Task),
-            unsubscribe_url=(
-                _checked_url(per_client[client.client_id])
-                if client.client_id in per_client
-                else None
-            ),
-        )
-        for client in ordered
-    ]
+    views = _client_views(clients, fmt, base_url, client_unsubscribe_urls or {})
     from_name, from_address, _ = _mail_from_parts(mail_from)
     context = {
         "t": locale.text,

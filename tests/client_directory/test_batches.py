@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.client_directory.projections.clients import TABLES, ClientsProjection
+from services.client_directory.projections.fold import TOPICS, ClientsFold
 from tests.client_directory import support as s
 from tests.client_directory.support import Directory
 from tests.client_directory.test_properties import delivery, history, run_command, steps_of
@@ -233,3 +234,24 @@ def test_bulk_batches_give_the_rows_of_one_event_per_batch(any_directory: Direct
                                  query_indexes=False, bulk=True)
         project(bulk, sizes)
         assert tables(any_directory, f"bulk{n}{run}_", [f]) == expected
+
+
+def test_the_fold_is_plain_python_from_events_to_row_changes(tmp_path: Path) -> None:
+    """No database between the events and the row changes (projections/fold.py)."""
+    directory = Directory(str(tmp_path / "fold.db"))
+    f = s.firm()
+    directory.send(s.member_added(f, "u1", "Chloé"), s.onboarding(f, "c1", "Zeta"), s.assigned(f, "c1", "u1"))
+    notifications = directory.app.recorder.select_notifications(start=None, limit=100)
+    batch = ClientsFold([(n.id, directory.app.mapper.to_domain_event(n)) for n in notifications if n.topic in TOPICS])
+    assert batch.plan() == []  # every aggregate starts in the batch: no keys to read
+    batch.keys_found([])
+    assert batch.clients_found([]) == []  # no stored client rows, so no assignments to read
+    batch.assignments_found([])
+    batch.members_found([])
+    batch.apply()
+    changes = batch.changes()
+    # A client started in the batch: its figures are not known, so only its relationship is written.
+    assert changes.clients == [] and [(row[1], row[6]) for row in changes.partial_clients] == [("c1", "onboarding")]
+    assert changes.added == [("u1", f, "c1")]
+    assert changes.counts == [(f, "", "onboarding", 1), (f, "u1", "onboarding", 1)]
+    assert [row[:3] for row in changes.members] == [(f, "u1", "Chloé")]

@@ -39,15 +39,16 @@ class Query:
 
 def deep_cursor(read_model: ReadModel, caller: Caller, tab: TabId) -> str | None:
     """A cursor halfway down the tab, in the API's own format (as if paged there)."""
+    m = read_model.mark
     if assigned_only(caller, tab):
-        where, params = ("FROM cd_assignments WHERE partner_id = ? AND user_id = ? AND tab = ?",
+        where, params = (f"FROM cd_assignments WHERE partner_id = {m} AND user_id = {m} AND tab = {m}",
                          [caller.partner_id, caller.user_id, TAB_ROWS[tab]])
     else:
-        where, params = "FROM cd_clients WHERE partner_id = ? AND tab = ?", [caller.partner_id, TAB_ROWS[tab]]
+        where, params = f"FROM cd_clients WHERE partner_id = {m} AND tab = {m}", [caller.partner_id, TAB_ROWS[tab]]
     count = int(read_model.query(f"SELECT COUNT(*) AS n {where}", params)[0]["n"])
     if count < 2:
         return None
-    rows = read_model.query(f"SELECT sort_key, client_id {where} ORDER BY sort_key, client_id LIMIT 1 OFFSET ?",
+    rows = read_model.query(f"SELECT sort_key, client_id {where} ORDER BY sort_key, client_id LIMIT 1 OFFSET {m}",
                             [*params, count // 2])
     return encode_cursor({"t": tab.value, "d": False, "k": rows[0]["sort_key"], "i": rows[0]["client_id"]})
 

@@ -71,7 +71,7 @@ def fill(read_model: ReadModel, firms: list[tuple[str, int, str]]) -> None:
     read_model.write(lambda c: c.execute("ANALYZE"))
 
 
-def queries_of(partner: str, user: str) -> dict[str, tuple[str, list[Any]]]:
+def queries_of(partner: str, user: str, kind: str = "sqlite") -> dict[str, tuple[str, list[Any]]]:
     """Every query shape a page of the Clients page runs, by a readable name."""
     admin = Caller(partner, user, "admin")
     accountant = Caller(partner, user, "accountant")
@@ -81,13 +81,13 @@ def queries_of(partner: str, user: str) -> dict[str, tuple[str, list[Any]]]:
                          (accountant, (TabId.ONBOARDING, TabId.MINE))):
         for tab in tabs:
             name = f"{caller.role} {tab.value}"
-            shapes[f"{name} count"] = count_query(caller, tab)
+            shapes[f"{name} count"] = count_query(caller, tab, kind)
             for descending in (False, True):
                 for missing in (False, True):
                     label = f"{name} {'desc' if descending else 'asc'}{' missing' if missing else ''}"
-                    shapes[label] = tab_query(caller, tab, descending=descending, missing_receipts=missing)
+                    shapes[label] = tab_query(caller, tab, kind, descending=descending, missing_receipts=missing)
                     shapes[f"{label} after cursor"] = tab_query(
-                        caller, tab, descending=descending, missing_receipts=missing, after=cursor)
+                        caller, tab, kind, descending=descending, missing_receipts=missing, after=cursor)
     return shapes
 
 

@@ -5,6 +5,7 @@
 
 (() => {
   const TEXTS = window.PORTAL_TEXTS;
+  const FORMATS = window.PORTAL_FORMATS;
   const LANGS = Object.keys(TEXTS);
   const PAGE_SIZE = 50;
   const SEARCH_DELAY_MS = 250;
@@ -24,23 +25,14 @@
   const storedLang = localStorage.getItem("portal.lang");
   let lang = LANGS.includes(storedLang) ? storedLang : browserLang();
 
+  // In French, "de {name}" becomes "d'{name}" before a vowel (i18n.js, PORTAL_FORMATS.fill).
   function t(key, params = {}) {
     const text = TEXTS[lang][key] ?? TEXTS.en[key] ?? key;
-    return text.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
+    return FORMATS.fill(lang, text, params);
   }
 
-  const numberLocale = () => (lang === "fr" ? "fr-FR" : "en-GB");
-  const formatCount = (n) => new Intl.NumberFormat(numberLocale()).format(n);
-
-  function formatMoney(money) {
-    if (!money) return "—";
-    try {
-      return new Intl.NumberFormat(numberLocale(), { style: "currency", currency: money.currency })
-        .format(Number(money.amount));
-    } catch {
-      return `${money.amount} ${money.currency}`;
-    }
-  }
+  const formatCount = (n) => FORMATS.count(lang, n);
+  const formatMoney = (money) => FORMATS.money(lang, money);
 
   function applyTexts() {
     document.documentElement.lang = lang;
@@ -48,6 +40,9 @@
     for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
     for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
       node.placeholder = t(node.dataset.i18nPlaceholder);
+    }
+    for (const node of document.querySelectorAll("[data-i18n-label]")) {
+      node.setAttribute("aria-label", t(node.dataset.i18nLabel));
     }
     $("lang").value = lang;
   }
@@ -103,7 +98,7 @@
   function signIn(token, who) {
     const claims = decodeClaims(token);
     if (!claims) {
-      toast(t("error", { detail: "invalid token" }), "error");
+      toast(t("error", { detail: t("invalid_token") }), "error");
       return;
     }
     localStorage.setItem("portal.token", token);
@@ -118,6 +113,7 @@
     localStorage.removeItem("portal.who");
     Object.assign(session, { token: null, claims: null, who: null });
     list.seq += 1; // whatever is still in flight belongs to the previous member
+    Object.assign(list, { tabs: [], items: [], next: null, total: null, loading: false, loaded: false, failure: null });
     showSignIn(message);
   }
 
@@ -159,7 +155,13 @@
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    const response = await fetch(path, init);
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch {
+      // fetch rejects only when no answer came: offline, refused, reset, DNS...
+      throw new ApiError(0, t("network_error"));
+    }
     if (response.status === 401) {
       signOut(t("session_expired"));
       throw new ApiError(401, "unauthorized", true);
@@ -186,7 +188,9 @@
   // --- view state (kept in the address bar's fragment, so a reload keeps it) --------------
 
   const view = { tab: null, q: "", missing: false, sort: "name" };
-  const list = { tabs: [], items: [], next: null, seq: 0, loading: false };
+  // failure: what the last list request met ({append, status, offline}), shown in the list
+  // area with Retry; null when it succeeded. total: the page's `total` when the API gives it.
+  const list = { tabs: [], items: [], next: null, total: null, seq: 0, loading: false, loaded: false, failure: null };
 
   function readHash() {
     const params = new URLSearchParams(location.hash.slice(1));
@@ -217,6 +221,8 @@
     if (view.q.trim()) params.set("q", view.q.trim());
     if (view.missing) params.set("missing_receipts", "true");
     if (append && list.next) params.set("cursor", list.next);
+    list.failure = null;
+    if (!append) list.loaded = false; // the rows shown (if any) are the previous view's
     setBusy(true);
     let page;
     try {
@@ -224,6 +230,7 @@
     } catch (error) {
       if (seq !== list.seq) return;
       setBusy(false);
+      if (error.handled) return; // 401: the sign-in is back
       if (error.status === 403 && view.tab) {
         // A tab this role never sees (an old link): fall back to the default one.
         view.tab = null;
@@ -231,7 +238,11 @@
         loadPage();
         return;
       }
-      explain(error);
+      // Said in the list area, with Retry; the tabs stay as last known. Rows of another view
+      // are dropped (they would pass for the answer), appended pages kept.
+      list.failure = { append, status: error.status || 0, offline: !error.status && navigator.onLine === false };
+      if (!append) Object.assign(list, { items: [], next: null, total: null });
+      render();
       return;
     }
     if (seq !== list.seq) return; // a newer request (typing, another tab) superseded this one
@@ -248,6 +259,8 @@
     writeHash();
     list.items = append ? list.items.concat(page.items) : page.items;
     list.next = page.next_cursor;
+    list.total = typeof page.total === "number" ? page.total : null;
+    list.loaded = true;
     render();
   }
 
@@ -255,20 +268,55 @@
     list.loading = busy;
     $("clients-table").setAttribute("aria-busy", String(busy));
     $("load-more").disabled = busy;
+    renderState();
+  }
+
+  function failureText(failure) {
+    const prefix = failure.append ? "more_failed" : "load_failed";
+    if (failure.offline) return t("offline");
+    if (!failure.status) return t(`${prefix}_network`);
+    const reason = TEXTS.en[`reason_${failure.status}`] ? t(`reason_${failure.status}`) : t("reason_other");
+    return t(`${prefix}_http`, { status: failure.status, reason });
+  }
+
+  // The list area says what is true: loading (nothing shown yet), empty (loaded, none),
+  // failed or offline (with Retry); and a note when offline over rows loaded before.
+  function renderState() {
+    const box = $("list-state");
+    const empty = list.items.length === 0;
+    let state = null;
+    let text = "";
+    if (list.failure) {
+      state = list.failure.offline ? "offline" : "error";
+      text = failureText(list.failure);
+    } else if (list.loading && (empty || !list.loaded)) {
+      state = empty ? "loading" : null;
+      text = t("loading");
+    } else if (list.loaded && empty) {
+      state = "empty";
+      text = view.q.trim() || view.missing ? t("empty_search") : t("empty_tab");
+    }
+    box.dataset.state = state || ""; // always in the page: a live region announces changes
+    $("list-state-text").textContent = state ? text : "";
+    $("retry").hidden = state !== "error" && state !== "offline";
+    $("offline-note").hidden = !(navigator.onLine === false && state !== "offline" && !empty);
+    $("clients-table").hidden = empty && state !== null;
   }
 
   function render() {
     renderTabs();
     $("rows").replaceChildren(...list.items.map(row));
     const filtered = Boolean(view.q.trim() || view.missing);
-    const empty = list.items.length === 0;
-    $("empty").hidden = !empty;
-    $("empty").textContent = filtered ? t("empty_search") : t("empty_tab");
-    const total = list.tabs.find((tab) => tab.id === view.tab)?.count ?? 0;
-    $("shown").textContent = empty ? "" : filtered
+    const shown = list.items.length > 0 && !(list.failure && !list.failure.append);
+    // `total` (tab, search and filter) when the API gives it; otherwise the tab's count when
+    // nothing narrows the list, else only how many rows are shown.
+    const tabCount = list.tabs.find((tab) => tab.id === view.tab)?.count;
+    const total = list.total ?? (filtered ? null : tabCount ?? null);
+    $("shown").textContent = !shown ? "" : total === null
       ? t("shown", { n: formatCount(list.items.length) })
       : t("shown_of", { n: formatCount(list.items.length), total: formatCount(total) });
-    $("load-more").hidden = !list.next;
+    $("load-more").hidden = !list.next || Boolean(list.failure);
+    renderState();
   }
 
   // The controls follow the view only when it is set from outside (a link, a sign-in), never
@@ -279,21 +327,43 @@
     $("sort").value = view.sort;
   }
 
+  // Tabs (WAI-ARIA tabs pattern): one tab in the Tab order (the selected one); the arrows,
+  // Home and End move between them and open the one they land on.
   function renderTabs() {
+    const focused = document.activeElement?.closest?.("#tabs [role=tab]")?.dataset.tab;
     $("tabs").replaceChildren(...list.tabs.map((tab) => {
       const selected = tab.id === view.tab;
       return el("button", {
         type: "button", role: "tab", id: `tab-${tab.id}`, "aria-selected": String(selected),
+        "aria-controls": "tab-panel", tabindex: selected ? "0" : "-1",
         class: selected ? "tab selected" : "tab", dataset: { tab: tab.id },
-        onclick: () => {
-          if (tab.id === view.tab) return;
-          view.tab = tab.id;
-          list.next = null;
-          writeHash();
-          loadPage();
-        },
+        onclick: () => selectTab(tab.id),
       }, el("span", { class: "tab-label" }, t(`tab_${tab.id}`)), el("span", { class: "count" }, formatCount(tab.count)));
     }));
+    const panel = $("tab-panel");
+    panel.setAttribute("aria-labelledby", list.tabs.some((tab) => tab.id === view.tab) ? `tab-${view.tab}` : "page-title");
+    if (focused) ($(`tab-${focused}`) || $(`tab-${view.tab}`))?.focus();
+  }
+
+  function selectTab(id) {
+    if (id === view.tab) return;
+    view.tab = id;
+    list.next = null;
+    writeHash();
+    loadPage();
+    renderTabs(); // selected at once; the counts follow with the page
+  }
+
+  function onTabsKey(event) {
+    const tabs = Array.from($("tabs").querySelectorAll("[role=tab]"));
+    const at = tabs.indexOf(event.target.closest("[role=tab]"));
+    if (at < 0) return;
+    const moves = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 };
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    const target = tabs[(moves[event.key] + tabs.length) % tabs.length];
+    target.focus();
+    selectTab(target.dataset.tab);
   }
 
   function row(item) {
@@ -308,53 +378,145 @@
       );
     }
     actions.append(el("button", {
-      type: "button", class: "dots", "aria-haspopup": "menu", "aria-label": t("actions_for", { name: item.name }),
+      type: "button", class: "dots", "aria-haspopup": "menu", "aria-expanded": "false", "aria-controls": "row-menu",
+      "aria-label": t("actions_for", { name: item.name }),
       onclick: (event) => openMenu(event.currentTarget, item),
+      onkeydown: (event) => {
+        if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+          event.preventDefault();
+          openMenu(event.currentTarget, item, event.key === "ArrowUp" ? "last" : "first");
+        }
+      },
     }, "⋯"));
     return el("tr", { dataset: { clientId: item.client_id, status: item.status } },
       el("td", { class: "name" },
         el("span", { class: "client-name" }, item.name),
         item.status !== "connected" && el("span", { class: `status status-${item.status}` }, t(`status_${item.status}`))),
-      el("td", { class: names ? "accountants" : "accountants muted" }, names || t("not_assigned")),
-      el("td", { class: item.missing_receipts > 0 ? "num missing warn" : "num missing" }, formatCount(item.missing_receipts)),
-      el("td", { class: "num ready" }, formatCount(item.ready_to_export)),
-      el("td", { class: "num wallet" }, formatMoney(item.wallet_balance)),
+      // data-label: the column's name, shown on each figure when rows are cards (narrow screens)
+      el("td", { class: names ? "accountants" : "accountants muted", "data-label": t("col_accountants") },
+        names || t("not_assigned")),
+      el("td", { class: item.missing_receipts > 0 ? "num missing warn" : "num missing", "data-label": t("col_missing") },
+        formatCount(item.missing_receipts)),
+      el("td", { class: "num ready", "data-label": t("col_ready") }, formatCount(item.ready_to_export)),
+      el("td", { class: "num wallet", "data-label": t("col_wallet") }, formatMoney(item.wallet_balance)),
       actions,
     );
   }
 
   // --- the three-dots menu ----------------------------------------------------------------
 
+  // WAI-ARIA menu button: Enter, Space or the arrows open it on an item; the arrows, Home and
+  // End move between items; Escape or Tab closes it and gives the focus back to its button.
   let menuItem = null;
+  let menuButton = null;
 
-  function openMenu(button, item) {
+  const menuItems = () => Array.from($("row-menu").querySelectorAll("[role=menuitem]:not([hidden])"));
+
+  function openMenu(button, item, at = "first") {
     const menu = $("row-menu");
     if (!menu.hidden && menuItem === item) {
-      closeMenu();
+      closeMenu({ focus: true });
       return;
     }
+    if (menuButton) menuButton.setAttribute("aria-expanded", "false");
     menuItem = item;
+    menuButton = button;
     menu.querySelector('[data-action="go"]').hidden = item.status !== "connected";
     menu.querySelector('[data-action="notify"]').hidden = !isAdmin();
+    menu.setAttribute("aria-label", t("actions_for", { name: item.name }));
     menu.hidden = false;
+    button.setAttribute("aria-expanded", "true");
     const rect = button.getBoundingClientRect();
+    const width = menu.offsetWidth;
+    const maxLeft = document.documentElement.clientWidth - width - 8;
     menu.style.top = `${rect.bottom + window.scrollY + 4}px`;
-    menu.style.left = `${Math.max(8, rect.right + window.scrollX - menu.offsetWidth)}px`;
-    menu.querySelector("button:not([hidden])").focus();
+    menu.style.left = `${Math.max(8, Math.min(maxLeft, rect.right - width)) + window.scrollX}px`;
+    const items = menuItems();
+    focusMenuItem(items, at === "last" ? items.length - 1 : 0);
   }
 
-  function closeMenu() {
+  function focusMenuItem(items, index) {
+    items.forEach((node, i) => node.setAttribute("tabindex", i === index ? "0" : "-1"));
+    items[index]?.focus();
+  }
+
+  function onMenuKey(event) {
+    const items = menuItems();
+    const at = items.indexOf(document.activeElement);
+    const moves = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: items.length - 1 };
+    if (event.key in moves) {
+      event.preventDefault();
+      focusMenuItem(items, (moves[event.key] + items.length) % items.length);
+    } else if (event.key === "Escape" || event.key === "Tab") {
+      event.preventDefault();
+      event.stopPropagation();
+      closeMenu({ focus: true });
+    }
+  }
+
+  function closeMenu({ focus = false } = {}) {
     $("row-menu").hidden = true;
+    if (menuButton) {
+      menuButton.setAttribute("aria-expanded", "false");
+      if (focus && menuButton.isConnected) menuButton.focus();
+    }
     menuItem = null;
+    menuButton = null;
   }
 
   async function menuAction(action) {
     const item = menuItem;
-    closeMenu();
+    closeMenu({ focus: true }); // the dialogs give the focus back to this row's ⋯ button
     if (!item) return;
     if (action === "go") await goToClient(item);
     else if (action === "details") await showDetails(item);
     else if (action === "notify") await showNotify(item);
+  }
+
+  // --- dialogs: modal, the focus kept inside (Tab cycles), back where it came from on close --
+
+  let dialogReturn = null;
+
+  const rowButton = (clientId, selector) =>
+    Array.from($("rows").querySelectorAll("tr")).find((tr) => tr.dataset.clientId === clientId)?.querySelector(selector);
+
+  function openDialog(dialog, returnTo) {
+    dialogReturn = returnTo;
+    dialog.showModal();
+  }
+
+  function focusables(container) {
+    return Array.from(container.querySelectorAll("button, input, select, textarea, a[href], [tabindex]"))
+      .filter((node) => !node.disabled && node.tabIndex >= 0 && node.getClientRects().length > 0);
+  }
+
+  function trapTab(event) {
+    if (event.key !== "Tab") return;
+    const nodes = focusables(event.currentTarget);
+    if (nodes.length === 0) return;
+    const first = nodes[0];
+    const last = nodes[nodes.length - 1];
+    const inside = event.currentTarget.contains(document.activeElement);
+    if (event.shiftKey && (document.activeElement === first || !inside)) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && (document.activeElement === last || !inside)) {
+      event.preventDefault();
+      first.focus();
+    }
+  }
+
+  // Where the focus goes when what had it is gone (a declined invitation's row).
+  function focusFallback() {
+    if (document.activeElement && document.activeElement !== document.body) return;
+    ($("rows").querySelector(".dots") || $(`tab-${view.tab}`) || $("search")).focus();
+  }
+
+  function onDialogClose() {
+    const target = dialogReturn?.();
+    dialogReturn = null;
+    if (target?.isConnected) target.focus();
+    else focusFallback();
   }
 
   // --- commands ---------------------------------------------------------------------------
@@ -384,6 +546,7 @@
       explain(error);
     }
     await loadPage();
+    focusFallback(); // the row (and its button) may be gone
   }
 
   async function decline(item) {
@@ -395,6 +558,7 @@
       explain(error);
     }
     await loadPage();
+    focusFallback(); // the row (and its button) may be gone
   }
 
   function confirmAction(text, yes) {
@@ -402,7 +566,8 @@
     $("confirm-text").textContent = text;
     $("confirm-yes").textContent = yes;
     dialog.returnValue = "";
-    dialog.showModal();
+    const opener = document.activeElement;
+    openDialog(dialog, () => opener);
     return new Promise((resolve) => {
       dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true });
     });
@@ -434,7 +599,7 @@
     $("email-enabled").checked = details.notifications.email_enabled;
     $("frequency").value = details.notifications.frequency;
     $("frequency").disabled = !details.notifications.email_enabled;
-    $("details-dialog").showModal();
+    openDialog($("details-dialog"), () => rowButton(item.client_id, ".dots"));
   }
 
   async function saveDetails(event) {
@@ -484,7 +649,7 @@
     for (const box of document.querySelectorAll('#notify-form input[name="task"]')) box.checked = false;
     $("comment").value = "";
     $("send-reminder").disabled = true;
-    $("notify-dialog").showModal();
+    openDialog($("notify-dialog"), () => rowButton(item.client_id, ".dots"));
   }
 
   function checkedTasks() {
@@ -637,16 +802,30 @@
     });
     $("load-more").addEventListener("click", () => loadPage({ append: true }));
 
+    $("tabs").addEventListener("keydown", onTabsKey);
+    $("retry").addEventListener("click", () => loadPage({ append: Boolean(list.failure?.append) }));
+    // Offline: said at once; what failed is tried again when the connection is back.
+    window.addEventListener("offline", renderState);
+    window.addEventListener("online", () => {
+      renderState();
+      if (session.token && list.failure) loadPage({ append: list.failure.append });
+    });
+
     $("row-menu").addEventListener("click", (event) => {
       const button = event.target.closest("[data-action]");
       if (button) menuAction(button.dataset.action);
     });
+    $("row-menu").addEventListener("keydown", onMenuKey);
     document.addEventListener("click", (event) => {
       if (!$("row-menu").hidden && !event.target.closest("#row-menu, .dots")) closeMenu();
     });
     document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") closeMenu();
+      if (event.key === "Escape" && !$("row-menu").hidden) closeMenu({ focus: true });
     });
+    for (const dialog of document.querySelectorAll("dialog")) {
+      dialog.addEventListener("keydown", trapTab);
+      dialog.addEventListener("close", onDialogClose);
+    }
 
     $("details-form").addEventListener("submit", saveDetails);
     $("email-enabled").addEventListener("change", () => {
@@ -670,6 +849,7 @@
       config = { dev_mode: false };
     }
     $("dev-badge").hidden = !config.dev_mode;
+    renderState();
     $("dev-mail-link").hidden = !config.dev_mode;
     const signedIn = restoreSession();
     readHash();

@@ -1,5 +1,6 @@
-// Texts of the Clients page in English and French. The French follows the help article
-// (seeds/000_e8f550ab1d900153.txt): its words are the ones customers already know.
+// Texts of the Clients page in English and French, and the one formatting rule per language
+// (numbers, amounts, dates, French elision; docs/PORTAL.md "Formats"). The French follows the
+// help article (seeds/000_e8f550ab1d900153.txt): its words are the ones customers already know.
 "use strict";
 
 window.PORTAL_TEXTS = {
@@ -7,6 +8,22 @@ window.PORTAL_TEXTS = {
     brand: "Partner portal",
     clients_nav: "Clients",
     dev_mail: "Mail (dev)",
+    dev_badge: "dev mode",
+    retry: "Retry",
+    load_failed_http: "The clients could not be loaded: the server answered {status} ({reason}).",
+    load_failed_network: "The clients could not be loaded: the server could not be reached.",
+    more_failed_http: "More clients could not be loaded: the server answered {status} ({reason}).",
+    more_failed_network: "More clients could not be loaded: the server could not be reached.",
+    offline: "You are offline. The list will reload when the connection is back.",
+    offline_stale: "You are offline: the list below may be out of date. It reloads when the connection is back.",
+    reason_500: "server error",
+    reason_502: "bad gateway",
+    reason_503: "service unavailable",
+    reason_504: "gateway timeout",
+    reason_429: "too many requests",
+    reason_other: "HTTP error",
+    network_error: "the server could not be reached",
+    invalid_token: "invalid token",
     language: "Language",
     switch_member: "Switch member",
     sign_out: "Sign out",
@@ -90,6 +107,22 @@ window.PORTAL_TEXTS = {
     brand: "Portail des partenaires",
     clients_nav: "Clients",
     dev_mail: "E-mails (dev)",
+    dev_badge: "mode développement",
+    retry: "Réessayer",
+    load_failed_http: "Les clients n'ont pas pu être chargés : le serveur a répondu {status} ({reason}).",
+    load_failed_network: "Les clients n'ont pas pu être chargés : le serveur est injoignable.",
+    more_failed_http: "La suite de la liste n'a pas pu être chargée : le serveur a répondu {status} ({reason}).",
+    more_failed_network: "La suite de la liste n'a pas pu être chargée : le serveur est injoignable.",
+    offline: "Vous êtes hors ligne. La liste se rechargera au retour de la connexion.",
+    offline_stale: "Vous êtes hors ligne : la liste ci-dessous n'est peut-être plus à jour. Elle se rechargera au retour de la connexion.",
+    reason_500: "erreur du serveur",
+    reason_502: "passerelle en erreur",
+    reason_503: "service indisponible",
+    reason_504: "délai de la passerelle dépassé",
+    reason_429: "trop de requêtes",
+    reason_other: "erreur HTTP",
+    network_error: "le serveur est injoignable",
+    invalid_token: "jeton invalide",
     language: "Langue",
     switch_member: "Changer de membre",
     sign_out: "Se déconnecter",
@@ -170,3 +203,79 @@ window.PORTAL_TEXTS = {
     role_accountant: "Comptable",
   },
 };
+
+// One rule per language for everything the page formats (docs/PORTAL.md, "Formats"): the
+// notifier's emails follow the same rule. English is British English (en-GB), French is fr-FR.
+window.PORTAL_FORMATS = (() => {
+  const LOCALES = { en: "en-GB", fr: "fr-FR" };
+  const locale = (lang) => LOCALES[lang] || LOCALES.en;
+  const NBSP = "\u00a0";
+
+  const count = (lang, n) => new Intl.NumberFormat(locale(lang)).format(n);
+
+  // The ISO code, never a symbol ("€" is ambiguous next to "$" of which country?), separated
+  // from the number by a no-break space on both sides of the language: "DKK 249,055.88",
+  // "249 055,88 DKK".
+  function money(lang, value) {
+    if (!value) return "—";
+    let parts;
+    try {
+      parts = new Intl.NumberFormat(locale(lang), { style: "currency", currency: value.currency, currencyDisplay: "code" })
+        .formatToParts(Number(value.amount));
+    } catch {
+      return `${value.amount}${NBSP}${value.currency}`;
+    }
+    const out = [];
+    parts.forEach((part, i) => {
+      const next = parts[i + 1];
+      const previous = parts[i - 1];
+      if (part.type === "currency" && previous && previous.type !== "literal" && previous.type !== "minusSign") out.push(NBSP);
+      out.push(part.type === "literal" && /^\s+$/.test(part.value) ? NBSP : part.value);
+      if (part.type === "currency" && next && next.type !== "literal") out.push(NBSP);
+    });
+    return out.join("");
+  }
+
+  // A calendar date (YYYY-MM-DD) or an instant (ISO 8601 with an offset): "7 December 2026",
+  // "7 décembre 2026"; with time=true, the time of day in 24 hours in timeZone (default
+  // Europe/Copenhagen, the firm's clock): "7 December 2026 at 10:00", "7 décembre 2026 à 10:00".
+  function date(lang, value, { time = false, weekday = false, timeZone = "Europe/Copenhagen" } = {}) {
+    const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(value);
+    const when = new Date(dateOnly ? `${value}T12:00:00Z` : value);
+    if (Number.isNaN(when.getTime())) return String(value);
+    const options = { day: "numeric", month: "long", year: "numeric", timeZone: dateOnly ? "UTC" : timeZone };
+    if (weekday) options.weekday = "long";
+    if (time && !dateOnly) Object.assign(options, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    return new Intl.DateTimeFormat(locale(lang), options).format(when);
+  }
+
+  // French elision before a name: "de" + "Ærø Bryggeri" -> "d'Ærø Bryggeri", "le" -> "l'",
+  // "que" -> "qu'", before a vowel (accents, Æ, Œ, Ø, Y included) or a mute h. Names starting
+  // with an aspirated h keep the full word ("de Hachette"): the usual ones are listed.
+  const ASPIRATED_H = /^h(ache|aie|all|alte|amac|ameau|anche|andicap|angar|ant|arcel|ardi|areng|aricot|arpe|asard|âte|aut|avre|éris|éros|être|ibou|iérarch|ockey|olland|omard|onte|ors|otte|oublon|ousse|uit|url|utte)/i;
+
+  function startsWithVowelSound(name) {
+    const word = String(name).trim();
+    const bare = word.normalize("NFD").replace(/[\u0300-\u036f]/g, "");
+    if (/^[aeiouyæœøå]/i.test(bare)) return true;
+    return /^h[aeiouyæœøå]/i.test(bare) && !ASPIRATED_H.test(word.toLowerCase());
+  }
+
+  const ELIDED = { de: "d'", le: "l'", que: "qu'" };
+
+  // Fills {placeholders}; in French, a "de"/"le"/"que" right before a placeholder is elided
+  // when the value calls for it.
+  function fill(lang, template, params = {}) {
+    return template.replace(/(?:\b(de|le|que|De|Le|Que) )?\{(\w+)\}/g, (match, word, name) => {
+      const value = String(params[name] ?? "");
+      if (!word) return value;
+      if (lang === "fr" && startsWithVowelSound(value)) {
+        const short = ELIDED[word.toLowerCase()];
+        return (word[0] === word[0].toUpperCase() ? short[0].toUpperCase() + short.slice(1) : short) + value;
+      }
+      return `${word} ${value}`;
+    });
+  }
+
+  return { locale, count, money, date, fill, startsWithVowelSound };
+})();

@@ -76,6 +76,13 @@ def forged(claims: dict[str, Any]) -> str:
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
+def tampered(signed: str) -> str:
+    """The token with its signature's first character changed. (Its last character carries
+    only some bits of the signature: replacing it left the token valid one time in sixteen.)"""
+    head, payload, signature = signed.split(".")
+    return f"{head}.{payload}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
+
+
 CALLERS: dict[str, str | None] = {
     "admin": token("a-admin", FIRM, "admin"),
     "accountant": token("a-acc", FIRM, "accountant"),
@@ -83,7 +90,7 @@ CALLERS: dict[str, str | None] = {
     "expired": token("a-admin", FIRM, "admin", expires_in=-60),
     "alg_none": forged({"sub": "a-admin", "partner_id": FIRM, "role": "admin", "exp": 4_000_000_000}),
     "wrong_secret": token("a-admin", FIRM, "admin", secret="not-the-secret-not-the-secret-not-it"),
-    "tampered": token("a-admin", FIRM, "accountant")[:-1] + "A",
+    "tampered": tampered(token("a-admin", FIRM, "accountant")),
     "bad_role": jwt.encode({"sub": "x", "partner_id": FIRM, "role": "owner", "exp": 4_000_000_000}, SECRET,
                            algorithm="HS256"),
     "none": None,

@@ -1,6 +1,6 @@
 // Texts of the Clients page in English and French, and the one formatting rule per language
 // (numbers, amounts, dates, French elision; docs/PORTAL.md "Formats"). The French follows the
-// help article (seeds/000_e8f550ab1d900153.txt): its words are the ones customers already know.
+// product's help article for the Clients page: its words are the ones customers already know.
 "use strict";
 
 window.PORTAL_TEXTS = {

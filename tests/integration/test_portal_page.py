@@ -417,6 +417,7 @@ async def axe_check(page: Page, name: str, results: dict[str, Any]) -> None:
     from axe_playwright_python.async_playwright import Axe
 
     found = await Axe().run(page)
+    assert len(found.response["passes"]) > 10, f"{name}: axe ran no rule"  # it did look at the page
     violations = found.response["violations"]
     results[name] = [{"id": v["id"], "impact": v["impact"], "nodes": len(v["nodes"]), "help": v["help"]}
                      for v in violations]

@@ -160,11 +160,17 @@ async def test_the_list_fits_phones_tablets_and_desktops_with_figures_and_menu_v
     await shot(page, "menu-390")
     await page.keyboard.press("Escape")
 
-    # French labels are longer: still no sideways scroll.
+    # French labels are longer: still no sideways scroll, at any width, on either tab.
     await page.select_option("#lang", "fr")
     await expect(page.locator(".dev-badge")).to_have_text("mode développement")
     await assert_fits(page, 390)
     await shot(page, "clients-fr-390")
+    for width in WIDTHS:
+        await page.set_viewport_size({"width": width, "height": 900})
+        for tab_id, rows in (("invitations", 2), ("all", 50)):
+            await tab(page, tab_id).click()
+            await expect(page.locator("#rows tr")).to_have_count(rows)
+            await assert_fits(page, width)
 
 
 # --- 2. loading, error and offline states -----------------------------------------------------

@@ -16,13 +16,13 @@ import jwt
 from deploy.localbroker import free_port
 from events.config import KafkaSettings, StoreUrl
 from events.runtime import serve
+from services.client_directory.bootstrap import ClientDirectoryService
+from services.client_directory.bootstrap import bootstrap as build_directory
 from services.client_directory.config import Settings as DirectorySettings
-from services.client_directory.service import ClientDirectoryService
-from services.client_directory.service import build as build_directory
 from services.notifier.adapters.smtp import SmtpSettings
+from services.notifier.bootstrap import NotifierService
+from services.notifier.bootstrap import bootstrap as build_notifier
 from services.notifier.config import Settings as NotifierSettings
-from services.notifier.service import NotifierService
-from services.notifier.service import build as build_notifier
 from tests.secret import SECRET
 
 __all__ = ["SECRET", "auth", "client_directory", "eventually", "notifier", "token"]
@@ -104,6 +104,11 @@ async def notifier(bootstrap: str, store_url: str, smtp_port: int, *, group_id: 
         public_base_url=f"http://127.0.0.1:{port}", http_host="127.0.0.1", http_port=port,
         group_id=group_id or f"notifier-{uuid.uuid4().hex[:6]}", unsubscribe_secret=SECRET,
     )
-    service = await asyncio.to_thread(build_notifier, settings, session_timeout_ms=3000, retry_base_delay=0.05)
+    def build() -> NotifierService:
+        built = build_notifier(settings, session_timeout_ms=3000, retry_base_delay=0.05)
+        assert built.api is not None and built.runtime is not None  # built here, off the event loop
+        return built
+
+    service = await asyncio.to_thread(build)
     async for client in _serve(service.api, service.runtime, port):
         yield service, client

@@ -40,9 +40,10 @@ async def an_invitation_applies_after(publish: Publish, api, client_name: str) -
             {"client_id": unique("c"), "client_name": client_name})
 
     async def applied() -> bool:
-        page = (await api.get("/v1/clients", params={"tab": "invitations"},
-                              headers=auth(admin, firm, "admin"))).json()
-        return len(page["items"]) == 1
+        response = await api.get("/v1/clients", params={"tab": "invitations"},
+                              headers=auth(admin, firm, "admin"))
+        # 403 until the admin's membership is applied: keep waiting
+        return response.status_code == 200 and len(response.json()["items"]) == 1
 
     await eventually(applied)
 
@@ -64,9 +65,10 @@ async def test_a_redelivered_event_changes_nothing_and_a_restart_resumes_where_i
                          {"client_id": "c-2", "client_name": "Beta"})
 
         async def both_invited() -> bool:
-            page = (await api.get("/v1/clients", params={"tab": "invitations"},
-                                  headers=auth(admin, firm, "admin"))).json()
-            return len(page["items"]) == 2
+            response = await api.get("/v1/clients", params={"tab": "invitations"},
+                                  headers=auth(admin, firm, "admin"))
+            # 403 until the admin's membership is applied: keep waiting
+            return response.status_code == 200 and len(response.json()["items"]) == 2
 
         await eventually(both_invited)
         assert marker
@@ -81,9 +83,10 @@ async def test_a_redelivered_event_changes_nothing_and_a_restart_resumes_where_i
         publish("platform.partner-clients", "client.renamed.v1", firm, {"client_id": "c-2", "client_name": "Beta 2"})
 
         async def renamed() -> bool:
-            page = (await api.get("/v1/clients", params={"tab": "invitations", "q": "beta 2"},
-                                  headers=auth(admin, firm, "admin"))).json()
-            return len(page["items"]) == 1
+            response = await api.get("/v1/clients", params={"tab": "invitations", "q": "beta 2"},
+                                  headers=auth(admin, firm, "admin"))
+            # 403 until the admin's membership is applied: keep waiting
+            return response.status_code == 200 and len(response.json()["items"]) == 1
 
         await eventually(renamed)
         # Only the rename (and its inbox entry) were added: nothing earlier was applied again.

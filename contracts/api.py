@@ -47,6 +47,9 @@ class TabCount(BaseModel):
 class ClientPage(BaseModel):
     tab: TabId
     tabs: list[TabCount]
+    total: int = Field(ge=0, description=(
+        "v1.1: how many clients of this tab match the search (q) and the missing-receipts filter, "
+        "counted on the same snapshot as the items; with neither, the tab's count"))
     items: list[ClientItem]
     next_cursor: str | None
 

@@ -214,5 +214,11 @@ class PostgresDialect:
             conn.commit()
             return result
 
+    def read_one(self, datastore: Any, statement: str, params: Sequence[Any], prepare: bool) -> list[dict[str, Any]]:
+        # The connection is in autocommit: the statement is its own transaction and snapshot.
+        with datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(statement, params, prepare=prepare)
+            return list(cursor.fetchall())
+
     def leader_lock(self, url: StoreUrl, name: str) -> AdvisoryLock:
         return AdvisoryLock(url, name)

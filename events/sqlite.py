@@ -240,5 +240,12 @@ class SQLiteDialect:
         with datastore.transaction(commit=False) as cursor:
             return fn(cursor.sqlite_cursor)
 
+    def read_one(self, datastore: Any, statement: str, params: Sequence[Any], prepare: bool) -> list[dict[str, Any]]:
+        # sqlite3 keeps every statement prepared already (StatementCachingPool).
+        with datastore.transaction(commit=False) as cursor:
+            c = cursor.sqlite_cursor
+            c.execute(statement, params)
+            return [dict(row) for row in c.fetchall()]
+
     def leader_lock(self, url: StoreUrl, name: str) -> FileLock | AlwaysLeader:
         return AlwaysLeader() if url.path == ":memory:" else FileLock(f"{url.path}.{name}.lock")

@@ -243,6 +243,13 @@ class ReadModel:
         when a projection commits between them."""
         return self.dialect.read(self.datastore, fn)
 
+    def read_one(self, statement: str, params: Sequence[Any] = (), *, prepare: bool = False) -> list[dict[str, Any]]:
+        """The rows of one statement, which sees one snapshot by itself: on PostgreSQL without
+        a transaction around it (one round trip, not three), prepared on its connection when
+        `prepare` (planned once per connection; not for statements whose best plan depends on
+        their parameters)."""
+        return self.dialect.read_one(self.datastore, statement, params, prepare)
+
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         def run(c: Cursor) -> list[dict[str, Any]]:
             c.execute(statement, params)

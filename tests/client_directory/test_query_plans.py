@@ -3,6 +3,8 @@ page is one index range in sort order (no sort, no scan), and a tab's count is o
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.client_directory.plans import explain, fill, queries_of, timed_pages
@@ -53,3 +55,41 @@ def test_the_kept_counts_agree_with_the_rows(big: Directory) -> None:
             kept = big.read_model.query(*count_query(caller, tab))[0]["n"]
             counted = big.read_model.query(*recount_query(caller, tab))[0]["n"]
             assert kept == counted > 0
+
+
+def test_a_search_reads_the_trigram_index_and_then_only_its_hits(big: Directory) -> None:
+    """SQLite: the page asks the FTS5 trigram index for the matches store-wide; when they are few
+    it reads just those rows by rowid (never the firm's range), so a search that matches nothing
+    costs the same in a firm of 50,000 as in one of 50."""
+    from contracts.api import TabId
+    from services.client_directory.projections.clients import Caller
+
+    sql = big.queries.sql
+    probe = explain(big.read_model, "SELECT rowid FROM cd_clients_search WHERE search_key LIKE ? LIMIT ?",
+                    ["%client 4999%", 1001])
+    assert "VIRTUAL TABLE INDEX" in probe, probe
+    for caller in (Caller("big-firm", "u", "admin"), Caller("big-firm", "u", "accountant")):
+        for tab in (TabId.MINE, TabId.ONBOARDING):
+            search = big.read_model.read(lambda c: sql.search(c, "client 4999"))
+            assert search.hits is not None and 0 < len(search.hits) <= 20
+            plan = explain(big.read_model, *sql.page(caller, tab, search=search, limit=51))
+            lookups = [line.strip() for line in plan.splitlines() if line.strip().startswith("SEARCH c ")]
+            assert lookups and all("(rowid=?)" in line for line in lookups), plan
+            scans = [line.strip() for line in plan.splitlines() if line.strip().startswith("SCAN ")]
+            # `m`: this store's cd_members has two rows, and ANALYZE told the planner so.
+            assert set(scans) <= {"SCAN CONSTANT ROW", "SCAN hit VIRTUAL TABLE INDEX 1:", "SCAN h",
+                                  "SCAN p LEFT-JOIN", "SCAN u VIRTUAL TABLE INDEX 1:", "SCAN m"}, plan
+    admin = Caller("big-firm", "u", "admin")
+    for firm_id in ("big-firm", "small-firm"):  # warm
+        big.queries.page(Caller(firm_id, "u", "admin"), TabId.ALL, q="xylophone")
+    timings = {}
+    for firm_id in ("big-firm", "small-firm"):
+        caller = Caller(firm_id, "u", "admin")
+        started = time.perf_counter()
+        for _ in range(50):
+            page = big.queries.page(caller, TabId.ALL, q="xylophone")
+        timings[firm_id] = time.perf_counter() - started
+        assert page["total"] == 0 and page["items"] == []
+    assert timings["big-firm"] < 3 * timings["small-firm"] + 0.01, timings
+    assert big.queries.page(admin, TabId.ALL, q="client 4999")["total"] == len(
+        big.every_id(admin, TabId.ALL, limit=5, q="client 4999"))

@@ -37,6 +37,8 @@ def everything(directory: Directory, f: str) -> dict[str, Any]:
             seen[f"{caller.user_id} {tab.value}"] = directory.page(caller, tab)
             seen[f"{caller.user_id} {tab.value} missing desc"] = directory.page(
                 caller, tab, missing_receipts=True, descending=True)
+            for q in ("client 1", "renamed", "nothing like it"):  # the search index rebuilt too
+                seen[f"{caller.user_id} {tab.value} {q}"] = directory.page(caller, tab, q=q)
         for n in range(12):
             seen[f"{caller.user_id} c{n}"] = directory.client(caller, f"c{n}")
     return seen

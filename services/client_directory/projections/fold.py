@@ -152,12 +152,12 @@ class ClientsFold:
             raise LookupError(f"no keys recorded for aggregates {sorted(str(oid) for oid, _, _ in unknown.values())}")
 
     def clients_found(self, rows: Iterable[Mapping[str, Any]]) -> list[ClientKey]:
-        """The cd_clients rows read (partner_id, client_id and COLUMNS); returns their keys,
+        """The cd_clients rows read (partner_id, client_id and READ_COLUMNS); returns their keys,
         whose assignments are to be read next (only a client with a row can have any)."""
         self.clients = dict.fromkeys(self.client_keys)
         for row in rows:
             self.clients[row["partner_id"], row["client_id"]] = ClientRow(
-                *(row[column] for column in ClientRow.COLUMNS))
+                *(row[column] for column in ClientRow.READ_COLUMNS))
         return [key for key, client in self.clients.items() if client is not None]
 
     def assignments_found(self, rows: Iterable[Mapping[str, Any]]) -> None:

@@ -1,17 +1,22 @@
 """The Clients read model on PostgreSQL: keys passed as arrays (`unnest`), key columns in
-COLLATE "C" (bytewise, whatever the server's locale), and the rebuild's bulk writes."""
+COLLATE "C" (bytewise, whatever the server's locale), the search index (pg_trgm's GIN over
+search_key) and the rebuild's bulk writes."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import psycopg
 from eventsourcing.domain import Aggregate
 
 from events.dialect import Cursor
 from services.client_directory.projections.rows import ClientRow, Row, RowChanges
 from services.client_directory.projections.sql import CHUNK, KEY_COLUMNS, ClientsSQL
+
+log = logging.getLogger(__name__)
 
 # The array type of each column written in bulk; the others are text.
 ARRAYS = {"notification_id": "bigint[]", "missing_receipts": "integer[]", "ready_to_export": "integer[]",
@@ -34,6 +39,32 @@ class PostgresClientsSQL(ClientsSQL):
     mark = "%s"
     collate = ' COLLATE "C"'
     notification_id_type = "BIGINT"
+    trigram = True  # whether pg_trgm is there (`enable_search`)
+
+    def people(self, accountants: str, partner_id: str) -> str:
+        return (f"(SELECT json_agg(json_build_array(m.user_id, m.name)) FROM json_array_elements_text("
+                f"{accountants}::json) AS u(id) JOIN cd_members m ON m.partner_id = {partner_id} "
+                "AND m.user_id = u.id AND m.active = 1)")
+
+    def enable_search(self, c: Cursor) -> None:
+        """pg_trgm, if this role may create it (a trusted extension: a database owner may);
+        otherwise one line in the log, and searches filter each tab's rows."""
+        c.execute("SAVEPOINT cd_trigram")
+        try:
+            c.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        except psycopg.Error as error:
+            c.execute("ROLLBACK TO SAVEPOINT cd_trigram")
+            c.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")
+            self.trigram = c.fetchone() is not None  # another process may have made it meanwhile
+            if not self.trigram:
+                log.warning("no pg_trgm (%s): Clients searches filter each tab's rows", str(error).strip())
+        c.execute("RELEASE SAVEPOINT cd_trigram")
+
+    def search_index(self) -> list[str]:
+        if not self.trigram:
+            return []
+        return [f"CREATE INDEX IF NOT EXISTS {self.prefix}cd_clients_search ON {self.prefix}cd_clients "
+                "USING gin (search_key gin_trgm_ops)"]
 
     def select_keys(self, c: Cursor, events_table: str, originator_ids: list[Any]) -> Iterator[Any]:
         statement = ("SELECT e.originator_id AS originator_id, k.partner_id, k.natural_id, k.second_id "

@@ -3,6 +3,7 @@ and by what the caller's role and assignments let them see."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from contracts.api import TabId
@@ -16,10 +17,11 @@ from services.client_directory.projections.access import (
     tabs_for,
 )
 from services.client_directory.projections.cursor import BadCursor, decode_cursor, encode_cursor
+from services.client_directory.projections.page import Search
 from services.client_directory.projections.postgres import BulkPostgresClientsSQL, PostgresClientsSQL
 from services.client_directory.projections.sql import ClientsSQL
 from services.client_directory.projections.sqlite import SQLiteClientsSQL
-from services.client_directory.projections.text import sort_key
+from services.client_directory.projections.text import fold, sort_key
 
 DEFAULT_NOTIFICATIONS = {"email_enabled": False, "frequency": "weekly"}
 # Each database's statements, by the store URL's scheme (StoreUrl.kind), plain and in bulk.
@@ -54,52 +56,60 @@ class ClientQueries:
 
     def page(self, caller: Caller, tab: TabId, *, q: str | None = None, missing_receipts: bool = False,
              descending: bool = False, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
-        """`{tab, tabs, items, next_cursor}` of GET /v1/clients. Counts are of whole tabs
-        (the search and the filter narrow the items, not the counts)."""
+        """`{tab, tabs, total, items, next_cursor}` of GET /v1/clients. The tabs' counts are of
+        whole tabs; `total` counts what the search and the filter leave of this one."""
         if tab not in tabs_for(caller):
             raise TabForbidden(f"the {tab.value} tab is not for the {caller.role} role")
         after = decode_cursor(cursor) if cursor else None
         if after is not None and (after["d"] != descending or after["t"] != tab.value):
             raise BadCursor("cursor belongs to another tab or sort order")
-        sql = self.sql
+        sql, searching = self.sql, bool(q and fold(q))
+        options: dict[str, Any] = {"missing_receipts": missing_receipts, "descending": descending,
+                                   "limit": limit + 1, "after": after}
+        if sql.probes_search and searching:
+            def run(c: Cursor) -> list[dict[str, Any]]:
+                c.execute(*sql.page(caller, tab, search=sql.search(c, q or ""), **options))
+                return [dict(r) for r in c.fetchall()]
 
-        def run(c: Cursor) -> dict[str, Any]:
-            member = self._active(c, caller)
-            counts = {t: self._count(c, caller, t, member) for t in tabs_for(caller)}
-            rows: list[dict[str, Any]] = []
-            if member or not assigned_only(caller, tab):
-                c.execute(*sql.tab(caller, tab, q=q, missing_receipts=missing_receipts, descending=descending,
-                                   limit=limit + 1, after=after))
-                rows = [dict(r) for r in c.fetchall()]
-            more = len(rows) > limit
-            rows = rows[:limit]
-            accountants = self._accountants(c, caller.partner_id, [r["client_id"] for r in rows])
-            next_cursor = None
-            if more:
-                last = rows[-1]
-                next_cursor = encode_cursor(
-                    {"t": tab.value, "d": descending, "k": last["sort_key"], "i": last["client_id"]})
-            return {
-                "tab": tab.value,
-                "tabs": [{"id": t.value, "count": n} for t, n in counts.items()
-                         if n > 0 or t not in HIDDEN_WHEN_EMPTY],
-                "items": [_item(r, accountants.get(r["client_id"], [])) for r in rows],
-                "next_cursor": next_cursor,
-            }
+            rows = self.read_model.read(run)
+        else:
+            # One statement sees one snapshot by itself. A search is planned for its own text (a
+            # prepared statement's generic plan would not know whether the text is rare).
+            rows = self.read_model.read_one(
+                *sql.page(caller, tab, search=Search(q or "") if searching else None, **options),
+                prepare=not searching)
+        return self._page(caller, tab, rows, limit, descending, filtered=searching or missing_receipts)
 
-        return self.read_model.read(run)
+    def _page(self, caller: Caller, tab: TabId, rows: list[dict[str, Any]], limit: int, descending: bool, *,
+              filtered: bool) -> dict[str, Any]:
+        head = rows[0]
+        member = bool(head["active"])
+        # Assignments of a user not (or no longer) a member are kept, but not shown.
+        counts = {t: 0 if assigned_only(caller, t) and not member else int(head[f"n{i}"] or 0)
+                  for i, t in enumerate(tabs_for(caller))}
+        visible = member or not assigned_only(caller, tab)
+        items = [r for r in rows if r["client_id"] is not None] if visible else []
+        total = (int(head["total"]) if filtered else counts[tab]) if visible else 0
+        more = len(items) > limit
+        items = items[:limit]
+        next_cursor = None
+        if more:
+            last = items[-1]
+            next_cursor = encode_cursor({"t": tab.value, "d": descending, "k": last["sort_key"],
+                                         "i": last["client_id"]})
+        return {
+            "tab": tab.value,
+            "tabs": [{"id": t.value, "count": n} for t, n in counts.items() if n > 0 or t not in HIDDEN_WHEN_EMPTY],
+            "total": total,
+            "items": [_item(r, _people(r["people"])) for r in items],
+            "next_cursor": next_cursor,
+        }
 
     def _active(self, c: Cursor, caller: Caller) -> bool:
         """Assignments of a user not (or no longer) a member are kept, but not shown."""
         c.execute(*self.sql.active(caller))
         row = c.fetchone()
         return bool(row and row["active"])
-
-    def _count(self, c: Cursor, caller: Caller, tab: TabId, member: bool) -> int:
-        if assigned_only(caller, tab) and not member:
-            return 0
-        c.execute(*self.sql.count(caller, tab))
-        return int(c.fetchone()["n"])
 
     def client(self, caller: Caller, client_id: str) -> dict[str, Any] | None:
         """The item plus the caller's notification setting, if the client is on one of the
@@ -118,7 +128,7 @@ class ClientQueries:
                 c.execute(*sql.assignment(caller, client_id))
                 if c.fetchone() is None:
                     return None
-            item = _item(row, self._accountants(c, caller.partner_id, [client_id]).get(client_id, []))
+            item = _item(row, _people(row["people"]))
             c.execute(*sql.preference(caller, client_id))
             pref = c.fetchone()
             item["notifications"] = (
@@ -133,15 +143,12 @@ class ClientQueries:
         rows = self.read_model.query(*self.sql.member(partner_id, user_id))
         return rows[0] if rows else None
 
-    def _accountants(self, c: Cursor, partner_id: str, client_ids: list[str]) -> dict[str, list[dict[str, str]]]:
-        """Assigned members of each client, by name (natural order), members only."""
-        if not client_ids:
-            return {}
-        c.execute(*self.sql.accountants(partner_id, client_ids))
-        by_client: dict[str, list[tuple[str, str, str]]] = {}
-        for r in c.fetchall():
-            by_client.setdefault(r["client_id"], []).append((sort_key(r["name"]), r["user_id"], r["name"]))
-        return {
-            client_id: [{"user_id": user_id, "name": name} for _, user_id, name in sorted(people)]
-            for client_id, people in by_client.items()
-        }
+
+def _people(people: Any) -> list[dict[str, str]]:
+    """A row's accountants ([user_id, name] pairs as JSON: text on SQLite, parsed on
+    PostgreSQL; NULL for none) in natural order of names."""
+    if not people:
+        return []
+    pairs = json.loads(people) if isinstance(people, str) else people
+    return [{"user_id": user_id, "name": name}
+            for _, user_id, name in sorted((sort_key(name), user_id, name) for user_id, name in pairs)]

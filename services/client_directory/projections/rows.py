@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +42,13 @@ class ClientRow:
     stored_copied: tuple[str, str, int] | None = None
     stored_accountants: frozenset[str] = frozenset()
 
-    COLUMNS = ("name", "sort_key", "search_key", "status", "tab", "missing_receipts", "ready_to_export",
-               "wallet_amount", "wallet_currency")
-    RELATIONSHIP_COLUMNS = COLUMNS[:5]  # the rest are the figures
+    # `accountants` is the JSON array of the assigned user ids (sorted): a page reads its
+    # clients' accountants from their rows, not from cd_assignments in a second query.
+    COLUMNS = ("name", "sort_key", "search_key", "status", "tab", "accountants", "missing_receipts",
+               "ready_to_export", "wallet_amount", "wallet_currency")
+    RELATIONSHIP_COLUMNS = COLUMNS[:6]  # the rest are the figures
+    # What the fold reads back: the set of accountants comes from cd_assignments.
+    READ_COLUMNS = tuple(column for column in COLUMNS if column != "accountants")
 
     def mark_stored(self) -> None:
         self.stored, self.stored_copied = self.row(), self.copied()
@@ -54,8 +59,13 @@ class ClientRow:
         return self.stored_copied[0] if self.stored_copied is not None else ""
 
     def row(self) -> tuple[Any, ...]:
-        return (self.name, self.sort_key, self.search_key, self.status, self.tab, self.missing_receipts,
-                self.ready_to_export, self.wallet_amount, self.wallet_currency)
+        return (self.name, self.sort_key, self.search_key, self.status, self.tab, self.accountants_json(),
+                self.missing_receipts, self.ready_to_export, self.wallet_amount, self.wallet_currency)
+
+    def accountants_json(self) -> str:
+        if not self.accountants:  # most clients: no encoder call
+            return "[]"
+        return json.dumps(sorted(self.accountants), separators=(",", ":"))
 
     def copied(self) -> tuple[str, str, int]:
         """What each assignment row copies from the client."""

@@ -10,24 +10,22 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from contracts.api import TabId
 from events.dialect import Cursor
-from services.client_directory.projections.access import TAB_ROWS, Caller, assigned_only
 from services.client_directory.projections.fold import ClientsFold
+from services.client_directory.projections.page import PageSQL
 from services.client_directory.projections.rows import ClientRow, MemberRow, Row, RowChanges
-from services.client_directory.projections.text import fold, like_pattern
 
-SCHEMA_VERSION = "4"
+# 5: cd_clients keeps its accountants; a trigram index over search_key; the tab indexes hold
+# search_key (a search filters the range without reading the table).
+SCHEMA_VERSION = "5"
 TABLES = ("cd_clients", "cd_assignments", "cd_counts", "cd_members", "cd_preferences", "cd_keys")
 # Indexes only the queries read (the projection reads rows by primary key and
 # cd_assignments_client): a rebuild's fresh tables go without them until the switch-over builds
 # them, each in one pass, rather than keeping them in order row by row.
 QUERY_INDEXES = frozenset({"cd_clients_tab", "cd_clients_tab_missing", "cd_assignments_tab",
-                           "cd_assignments_tab_missing"})
+                           "cd_assignments_tab_missing", "cd_clients_search"})
 # Keys per query: well under SQLite's and PostgreSQL's parameter limits, and few queries.
 CHUNK = 1000
-ITEM_COLUMNS = ("c.client_id, c.name, c.status, c.missing_receipts, c.ready_to_export, "
-                "c.wallet_amount, c.wallet_currency")
 KEY_COLUMNS = ("notification_id", "partner_id", "natural_id", "second_id")
 
 
@@ -36,7 +34,7 @@ def index_name(statement: str) -> str | None:
     return match.group(1) if match else None
 
 
-class ClientsSQL:
+class ClientsSQL(PageSQL):
     """The read model's statements on one database; `prefix` names a rebuild's fresh tables."""
 
     mark = "?"  # the parameter mark
@@ -49,9 +47,6 @@ class ClientsSQL:
     def t(self, table: str) -> str:
         return f"{self.prefix}{table}"
 
-    def marks(self, n: int) -> str:
-        return ", ".join([self.mark] * n)
-
     # --- tables ---------------------------------------------------------------------------------
 
     def schema(self, *, query_indexes: bool = True) -> list[str]:
@@ -63,14 +58,14 @@ class ClientsSQL:
             partner_id TEXT NOT NULL, client_id TEXT{c} NOT NULL,
             name TEXT NOT NULL DEFAULT '', sort_key TEXT{c} NOT NULL DEFAULT '',
             search_key TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT '',
-            tab TEXT NOT NULL DEFAULT '',
+            tab TEXT NOT NULL DEFAULT '', accountants TEXT NOT NULL DEFAULT '[]',
             missing_receipts INTEGER NOT NULL DEFAULT 0, ready_to_export INTEGER NOT NULL DEFAULT 0,
             wallet_amount TEXT, wallet_currency TEXT,
             PRIMARY KEY (partner_id, client_id))""",
             f"""CREATE INDEX IF NOT EXISTS {p}cd_clients_tab
-            ON {p}cd_clients (partner_id, tab, sort_key, client_id)""",
+            ON {p}cd_clients (partner_id, tab, sort_key, client_id, search_key)""",
             f"""CREATE INDEX IF NOT EXISTS {p}cd_clients_tab_missing
-            ON {p}cd_clients (partner_id, tab, sort_key, client_id) WHERE missing_receipts > 0""",
+            ON {p}cd_clients (partner_id, tab, sort_key, client_id, search_key) WHERE missing_receipts > 0""",
             # One row per (user, client): a copy of the client's tab, sort key and missing receipts
             # so `mine` (and an accountant's onboarding) is one index range in sort order too.
             f"""CREATE TABLE IF NOT EXISTS {p}cd_assignments (
@@ -107,8 +102,21 @@ class ClientsSQL:
             partner_id TEXT NOT NULL, natural_id TEXT NOT NULL, second_id TEXT NOT NULL DEFAULT '')""",
         ]
         if query_indexes:
-            return statements
+            return statements + self.search_index()
         return [s for s in statements if index_name(s) not in {f"{p}{name}" for name in QUERY_INDEXES}]
+
+    def search_index(self) -> list[str]:
+        """The trigram index over search_key (each database its own; none if it has none)."""
+        return []
+
+    def drop_search_index(self, c: Cursor) -> None:
+        """Drop what `search_index` made beside cd_clients' own indexes."""
+
+    def enable_search(self, c: Cursor) -> None:
+        """Make the trigram index possible (PostgreSQL: its extension), before `schema`."""
+
+    def fill_search_index(self, c: Cursor) -> None:
+        """Index the rows already in cd_clients (after a switch-over)."""
 
     def prepare(self, c: Cursor, tracking_table: str, tracking_name: str, *, query_indexes: bool) -> None:
         """Create the tables; tables of another schema version are dropped and rebuilt from
@@ -119,11 +127,14 @@ class ClientsSQL:
         c.execute(f"SELECT value FROM cd_meta WHERE name = {m}", (key,))
         row = c.fetchone()
         if row is None or row["value"] != SCHEMA_VERSION:
+            self.drop_search_index(c)
             for table in TABLES:
                 c.execute(f"DROP TABLE IF EXISTS {self.t(table)}")
             c.execute(f"DELETE FROM {tracking_table} WHERE application_name = {m}", (tracking_name,))
             c.execute(f"DELETE FROM cd_meta WHERE name = {m}", (key,))
             c.execute(f"INSERT INTO cd_meta (name, value) VALUES ({m}, {m})", (key, SCHEMA_VERSION))
+        if query_indexes:
+            self.enable_search(c)
         for statement in self.schema(query_indexes=query_indexes):
             c.execute(statement)
 
@@ -132,6 +143,7 @@ class ClientsSQL:
         """Drop the live tables, rename the fresh ones (of `fresh`), move the position from the
         fresh tables' tracking name to the live one (`names`), all with the caller's cursor."""
         m = self.mark
+        self.drop_search_index(c)
         for table in TABLES:
             c.execute(f"DROP TABLE IF EXISTS {self.t(table)}")
             c.execute(f"ALTER TABLE {fresh.t(table)} RENAME TO {self.t(table)}")
@@ -140,8 +152,10 @@ class ClientsSQL:
         for statement in fresh.schema():
             if name := index_name(statement):
                 c.execute(f"DROP INDEX IF EXISTS {name}")
+        self.enable_search(c)
         for statement in self.schema():
             c.execute(statement)
+        self.fill_search_index(c)
         fresh_name, live_name = names
         c.execute(f"DELETE FROM {tracking_table} WHERE application_name = {m}", (fresh_name,))
         c.execute(f"DELETE FROM {tracking_table} WHERE application_name = {m}", (live_name,))
@@ -157,8 +171,9 @@ class ClientsSQL:
     def run(self, c: Cursor, events_table: str, batch: ClientsFold) -> None:
         """Read what the batch needs, fold it, write what changed (in the caller's transaction)."""
         batch.keys_found(self.select_keys(c, events_table, batch.plan()))
-        found = batch.clients_found(self.select_in(c, "cd_clients", ("partner_id", "client_id", *ClientRow.COLUMNS),
-                                                   ("partner_id", "client_id"), list(batch.client_keys)))
+        read = ("partner_id", "client_id", *ClientRow.READ_COLUMNS)
+        found = batch.clients_found(self.select_in(c, "cd_clients", read, ("partner_id", "client_id"),
+                                                   list(batch.client_keys)))
         # Only a client with a row can have assignment rows (assigning copies the client's).
         batch.assignments_found(self.select_in(c, "cd_assignments", ("partner_id", "client_id", "user_id"),
                                                ("partner_id", "client_id"), found, index="cd_assignments_client"))
@@ -231,88 +246,3 @@ class ClientsSQL:
         """INSERT the rows (in the order of `columns`) with `conflict`, an ON CONFLICT clause."""
         c.executemany(f"INSERT INTO {self.t(table)} ({', '.join(columns)}) VALUES ({self.marks(len(columns))}) "
                       f"{conflict}", rows)
-
-    # --- the page's queries -------------------------------------------------------------------------
-
-    def active(self, caller: Caller) -> tuple[str, list[Any]]:
-        m = self.mark
-        return (f"SELECT active FROM cd_members WHERE partner_id = {m} AND user_id = {m}",
-                [caller.partner_id, caller.user_id])
-
-    def member(self, partner_id: str, user_id: str) -> tuple[str, list[Any]]:
-        m = self.mark
-        return (f"SELECT user_id, name, email, role, locale, active FROM cd_members "
-                f"WHERE partner_id = {m} AND user_id = {m}", [partner_id, user_id])
-
-    def client(self, partner_id: str, client_id: str) -> tuple[str, list[Any]]:
-        m = self.mark
-        return (f"SELECT {ITEM_COLUMNS}, c.tab FROM cd_clients c "
-                f"WHERE c.partner_id = {m} AND c.client_id = {m} AND c.tab <> ''", [partner_id, client_id])
-
-    def assignment(self, caller: Caller, client_id: str) -> tuple[str, list[Any]]:
-        m = self.mark
-        return (f"SELECT 1 AS yes FROM cd_assignments WHERE partner_id = {m} AND user_id = {m} AND client_id = {m}",
-                [caller.partner_id, caller.user_id, client_id])
-
-    def preference(self, caller: Caller, client_id: str) -> tuple[str, list[Any]]:
-        m = self.mark
-        return (f"SELECT email_enabled, frequency FROM cd_preferences WHERE partner_id = {m} "
-                f"AND client_id = {m} AND user_id = {m}", [caller.partner_id, client_id, caller.user_id])
-
-    def accountants(self, partner_id: str, client_ids: Sequence[str]) -> tuple[str, list[Any]]:
-        """The assignments of a page's clients, with their members' names: one lookup per
-        client in cd_assignments_client."""
-        return (f"SELECT a.client_id, a.user_id, m.name FROM cd_assignments a{self.accountants_hint} "
-                "JOIN cd_members m ON m.partner_id = a.partner_id AND m.user_id = a.user_id AND m.active = 1 "
-                f"WHERE a.partner_id = {self.mark} AND a.client_id IN ({self.marks(len(client_ids))})",
-                [partner_id, *client_ids])
-
-    accountants_hint = ""
-
-    def count(self, caller: Caller, tab: TabId) -> tuple[str, list[Any]]:
-        """How many clients a tab holds for the caller: one row of cd_counts."""
-        m = self.mark
-        scope = caller.user_id if assigned_only(caller, tab) else ""
-        return (f"SELECT COALESCE(SUM(n), 0) AS n FROM cd_counts WHERE partner_id = {m} AND scope = {m} "
-                f"AND tab = {m}", [caller.partner_id, scope, TAB_ROWS[tab]])
-
-    def recount(self, caller: Caller, tab: TabId) -> tuple[str, list[Any]]:
-        """What cd_counts must say, counted from the rows (for tests and on-call checks)."""
-        m = self.mark
-        if assigned_only(caller, tab):
-            return (f"SELECT COUNT(*) AS n FROM cd_assignments WHERE partner_id = {m} AND user_id = {m} "
-                    f"AND tab = {m}", [caller.partner_id, caller.user_id, TAB_ROWS[tab]])
-        return (f"SELECT COUNT(*) AS n FROM cd_clients WHERE partner_id = {m} AND tab = {m}",
-                [caller.partner_id, TAB_ROWS[tab]])
-
-    def tab(self, caller: Caller, tab: TabId, *, q: str | None = None, missing_receipts: bool = False,
-            descending: bool = False, limit: int = 50,
-            after: dict[str, Any] | None = None) -> tuple[str, list[Any]]:
-        """One page of a tab: the firm's (or the caller's) index range for the tab, in sort
-        order, from the cursor on. A search filters within that range (substring matching
-        cannot use an index: it reads at most the firm's rows of that tab)."""
-        m = self.mark
-        if assigned_only(caller, tab):
-            base = (f"SELECT {ITEM_COLUMNS}, a.sort_key FROM cd_assignments a JOIN cd_clients c "
-                    "ON c.partner_id = a.partner_id AND c.client_id = a.client_id "
-                    f"WHERE a.partner_id = {m} AND a.user_id = {m} AND a.tab = {m}")
-            params: list[Any] = [caller.partner_id, caller.user_id, TAB_ROWS[tab]]
-            k = "a"
-        else:
-            base = f"SELECT {ITEM_COLUMNS}, c.sort_key FROM cd_clients c WHERE c.partner_id = {m} AND c.tab = {m}"
-            params = [caller.partner_id, TAB_ROWS[tab]]
-            k = "c"
-        where = [base]
-        if missing_receipts:
-            where.append(f"{k}.missing_receipts > 0")  # the very term of the partial index
-        if q and fold(q):
-            where.append(f"c.search_key LIKE {m} ESCAPE '\\'")
-            params.append(like_pattern(q))
-        op, direction = ("<", "DESC") if descending else (">", "ASC")
-        if after is not None:
-            where.append(f"({k}.sort_key, {k}.client_id) {op} ({m}, {m})")
-            params += [after["k"], after["i"]]
-        statement = (" AND ".join(where)
-                     + f" ORDER BY {k}.sort_key {direction}, {k}.client_id {direction} LIMIT {m}")
-        params.append(limit)
-        return statement, params

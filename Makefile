@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install run test test-fast lint contracts bench deploy-check demo clean
+.PHONY: install run test test-fast lint contracts bench deploy-check demo fuzz chaos clean
 
 install: $(STAMP)
 
@@ -37,6 +37,17 @@ bench: install
 
 demo: install
 	$(PY) -m deploy.demo
+
+# The decoders' property tests with many more examples than `make test` gives them.
+FUZZ_EXAMPLES ?= 20000
+fuzz: install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider -m fuzz
+
+# A randomized fault schedule under mixed load, then the checker's verdict (docs/RELIABILITY.md).
+SEED ?= 1
+DURATION ?= 60
+chaos: install
+	$(PY) -m tests.chaos --seed $(SEED) --duration $(DURATION)
 
 clean:
 	rm -rf var/ .pytest_cache

@@ -4,7 +4,8 @@ and the query benchmark reads the read model rebuilt from it.
 
 About two events per client: every client starts (invited or onboarding), half are verified
 (connected), a fifth get figures (created and updated), one in twenty is assigned to one of
-its firm's accountants. One firm is large; the rest have `FIRM_SIZE` clients each.
+its firm's accountants. One firm is large, a second a tenth of its size (a search that matches
+nothing is timed in both); the rest have `FIRM_SIZE` clients each.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from services.client_directory.domain.model import Assignments, ClientFigures, C
 FIRM_SIZE = 1000
 ACCOUNTANTS = 3
 BIG_FIRM = "firm-big"
+MID_FIRM = "firm-mid"  # a tenth of the big firm
 WORDS = ("Société", "Boulangerie", "Cabinet", "Garage", "Élodie", "Edgar", "Fabrice", "Atelier", "Pharmacie",
          "Café", "Œuvre", "Zoé", "Martin", "Dubois", "Lefèvre", "Nordic", "Ørsted", "Ålborg", "Hôtel", "Études")
 SEARCH = "societe"  # matches about one name in ten of every tab
+NO_MATCH = "xylophone"  # matches no name (none of its trigrams is in WORDS)
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Population:
     events: int = 0
     seconds: float = 0.0
     firms: list[str] = field(default_factory=list)
+    firm_sizes: dict[str, int] = field(default_factory=dict)
 
     @property
     def big_admin(self) -> str:
@@ -40,6 +44,10 @@ class Population:
     @property
     def big_accountant(self) -> str:
         return f"{BIG_FIRM}-acc-0"
+
+    @property
+    def mid_admin(self) -> str:
+        return f"{MID_FIRM}-admin"
 
 
 def client_name(rng: random.Random, n: int) -> str:
@@ -60,15 +68,16 @@ def populate(directory: ClientDirectory, clients: int, big_firm_clients: int, *,
             directory.record(*pending)
             pending.clear()
 
-    sizes = [min(big_firm_clients, clients)]
-    left = clients - sizes[0]
+    sizes = [min(big_firm_clients, clients), min(big_firm_clients // 10, max(clients - big_firm_clients, 0))]
+    left = clients - sum(sizes)
     while left > 0:
         sizes.append(min(FIRM_SIZE, left))
         left -= sizes[-1]
     number = 0
     for f, size in enumerate(sizes):
-        partner = BIG_FIRM if f == 0 else f"firm-{f:05d}"
+        partner = BIG_FIRM if f == 0 else MID_FIRM if f == 1 else f"firm-{f:05d}"
         result.firms.append(partner)
+        result.firm_sizes[partner] = size
         members = [Member.add(None, partner, f"{partner}-admin", f"admin@{partner}.test", "Ada Admin", "admin", "fr")]
         accountants = [f"{partner}-acc-{a}" for a in range(ACCOUNTANTS)]
         members += [Member.add(None, partner, user, f"{user}@{partner}.test", f"Chloé {user[-1]}", "accountant", "fr")

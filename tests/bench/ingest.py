@@ -18,8 +18,8 @@ from events.inbox import ReceivedEvent
 from events.kafka import tracking_name
 from events.store import ReadModel
 from services.client_directory.application.directory import ClientDirectory
-from services.client_directory.projections.clients import ClientsProjection
 from services.client_directory.bootstrap import CONSUMES
+from services.client_directory.projections.clients import ClientsProjection
 from tests.bench.common import Report, Row, Service, Stores, broker, directory_env, new_port
 from tests.bench.workload import Record, platform_events
 

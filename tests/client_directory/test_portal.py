@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from events.config import ConfigError, KafkaSettings, StoreUrl
 from services.client_directory.adapters.portal import mount_portal
 from services.client_directory.adapters.portal.dev import read_mail
-from services.client_directory.config import Settings
 from services.client_directory.bootstrap import bootstrap as build
+from services.client_directory.config import Settings
 from tests.client_directory.support import Directory, member_added, member_removed
 
 SECRET = "portal-test-secret-long-enough-for-hs256!"

@@ -36,7 +36,7 @@ def applied(db: Path) -> int:
 def snapshot(db: Path, partners: set[str]) -> dict[str, object]:
     marks = ",".join("?" for _ in partners)
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        tables = {
+        tables: dict[str, object] = {
             table: sorted(conn.execute(f"SELECT * FROM {table} WHERE partner_id IN ({marks})", sorted(partners)))
             for table in ("cd_clients", "cd_assignments", "cd_members", "cd_preferences")
         }

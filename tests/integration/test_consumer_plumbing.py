@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -72,9 +73,9 @@ async def test_a_redelivered_event_changes_nothing_and_a_restart_resumes_where_i
 
         await eventually(both_invited)
         assert marker
-        events_before = service.directory.recorder.max_notification_id()
+        events_before = service.directory.recorder.max_notification_id() or 0
         applied = received_count(service)
-        relationship = service.directory.repository.get(client_key(firm, "c-1"))
+        relationship: Any = service.directory.repository.get(client_key(firm, "c-1"))
         assert relationship.version == 1  # invited once, not twice
         assert applied >= 3
 

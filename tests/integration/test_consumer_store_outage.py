@@ -39,7 +39,7 @@ async def test_a_batch_whose_store_write_keeps_failing_is_fetched_again_whole(br
                     ).status_code == 200 and bool(service.queries.member(firm, admin))
 
         await eventually(member_known)
-        consumer.sink.apply_batches = flaky  # type: ignore[method-assign]
+        consumer.sink.apply_batches = flaky  # type: ignore[method-assign,assignment]
         failures["left"] = 5
         for n in range(60):  # spread over every partition, sent at once: batches span partitions
             publish("platform.partner-clients", "client.partner_invited.v1", firm,

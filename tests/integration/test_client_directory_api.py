@@ -1,4 +1,4 @@
-"""The client directory's HTTP API (DESIGN.md 2.2) through the real broker, on SQLite and on
+"""The client directory's HTTP API (docs/CONTRACT.md) through the real broker, on SQLite and on
 PostgreSQL: facts published on Kafka become the tabs each role sees; commands answer with
 their result, are visible to the next read, and publish their events on Kafka once; every
 wrong token, role, firm, id, parameter or body gets the 4xx it should, as problem details.

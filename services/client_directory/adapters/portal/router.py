@@ -1,7 +1,7 @@
 """Serves the Clients page and its assets; in dev mode only, adds the `/dev` routes.
 
 The page is plain files: no server-side rendering, so everything it shows comes through the
-public API (DESIGN.md 2.2) exactly as another front end would get it.
+public API (docs/CONTRACT.md) exactly as another front end would get it.
 """
 
 from __future__ import annotations

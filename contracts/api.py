@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from contracts.events import Frequency, Money, Task
 
@@ -61,8 +61,14 @@ class NotificationSetting(BaseModel):
     frequency: Frequency
 
 
+class NotificationDetails(NotificationSetting):
+    next_digest_at: AwareDatetime | None = Field(default=None, description=(
+        "v1.1: when the next digest covering this client goes out to the caller under this "
+        "setting (the notifier's schedule, RFC 3339 in Europe/Copenhagen); null when email is off"))
+
+
 class ClientDetails(ClientItem):
-    notifications: NotificationSetting
+    notifications: NotificationDetails
 
 
 class GoToClient(BaseModel):

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime.
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -10,9 +11,12 @@ import pydantic_core
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from contracts.api import ClientDetails, ClientPage, GoToClient, TabId
+from contracts.schedule import next_digest_at
 from services.client_directory.adapters.http.deps import CallerDep, ContextDep, Id, QueriesDep, visible
 from services.client_directory.adapters.http.problems import ERRORS, unprocessable
-from services.client_directory.projections.clients import TabForbidden
+from services.client_directory.application.directory import ClientDirectory
+from services.client_directory.domain.model import NotificationPreference, preference_key
+from services.client_directory.projections.clients import Caller, TabForbidden
 
 router = APIRouter(tags=["clients"], responses=ERRORS)
 
@@ -56,8 +60,25 @@ async def list_clients(
 
 @router.get("/v1/clients/{client_id}", response_model=ClientDetails,
             summary="View details, with the caller's email notifications")
-async def client_details(client_id: Id, who: CallerDep, queries: QueriesDep) -> ClientDetails:
-    return ClientDetails.model_validate(await visible(queries, who, client_id))
+async def client_details(client_id: Id, who: CallerDep, context: ContextDep) -> ClientDetails:
+    details = await visible(context.queries, who, client_id)
+    settings = details["notifications"]
+    settings["next_digest_at"] = None
+    if settings["email_enabled"]:
+        set_at = await asyncio.to_thread(_preference_set_at, context.directory, who, client_id)
+        if set_at is not None:
+            settings["next_digest_at"] = next_digest_at(settings["frequency"], set_at, datetime.now(UTC))
+    return ClientDetails.model_validate(details)
+
+
+def _preference_set_at(directory: ClientDirectory, who: Caller, client_id: str) -> datetime | None:
+    """When the caller's setting was last set: the notifier counts its first Monday from then.
+    The read model keeps no time, so it is the event store's (one small aggregate)."""
+    key = preference_key(who.partner_id, client_id, who.user_id)
+    if key not in directory.repository:
+        return None
+    preference: NotificationPreference = directory.repository.get(key)
+    return preference.modified_on
 
 
 @router.get("/v1/clients/{client_id}/go", response_model=GoToClient,

@@ -220,5 +220,11 @@ class PostgresDialect:
             cursor.execute(statement, params, prepare=prepare)
             return list(cursor.fetchall())
 
+    def settle(self, datastore: Any, tables: Sequence[str]) -> None:
+        # VACUUM cannot run in a transaction: the pool's connections are in autocommit.
+        with datastore.get_connection() as conn:
+            for table in tables:
+                conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
+
     def leader_lock(self, url: StoreUrl, name: str) -> AdvisoryLock:
         return AdvisoryLock(url, name)

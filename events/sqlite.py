@@ -247,5 +247,8 @@ class SQLiteDialect:
             c.execute(statement, params)
             return [dict(row) for row in c.fetchall()]
 
+    def settle(self, datastore: Any, tables: Sequence[str]) -> None:
+        return  # the read models' plans and hints are written for no statistics
+
     def leader_lock(self, url: StoreUrl, name: str) -> FileLock | AlwaysLeader:
         return AlwaysLeader() if url.path == ":memory:" else FileLock(f"{url.path}.{name}.lock")

@@ -250,6 +250,12 @@ class ReadModel:
         their parameters)."""
         return self.dialect.read_one(self.datastore, statement, params, prepare)
 
+    def settle(self, tables: Sequence[str]) -> None:
+        """After tables were rebuilt in bulk: on PostgreSQL, VACUUM (ANALYZE) them, so the planner
+        knows their sizes and index-only scans need not visit the table (autovacuum would, a
+        minute or more later). SQLite's plans are written for no statistics: nothing."""
+        self.dialect.settle(self.datastore, tables)
+
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         def run(c: Cursor) -> list[dict[str, Any]]:
             c.execute(statement, params)

@@ -19,6 +19,7 @@ from services.client_directory.application.directory import ClientDirectory
 from services.client_directory.config import Settings
 from services.client_directory.projections.clients import ClientsProjection
 from services.client_directory.projections.queries import clients_sql
+from services.client_directory.projections.sql import TABLES
 
 PREFIX = "rebuild_"
 LIVE = ClientsProjection.name
@@ -72,6 +73,7 @@ def switch_over(read_model: ReadModel, fresh_tracking: str, position: int) -> No
         live.switch_over(c, fresh, read_model.tracking_table, (fresh_tracking, LIVE), position)
 
     read_model.write(swap)
+    read_model.settle(TABLES)
 
 
 def rebuild(settings: Settings) -> int:

@@ -42,9 +42,10 @@ class PostgresClientsSQL(ClientsSQL):
     trigram = True  # whether pg_trgm is there (`enable_search`)
 
     def people(self, accountants: str, partner_id: str) -> str:
-        return (f"(SELECT json_agg(json_build_array(m.user_id, m.name)) FROM json_array_elements_text("
-                f"{accountants}::json) AS u(id) JOIN cd_members m ON m.partner_id = {partner_id} "
-                "AND m.user_id = u.id AND m.active = 1)")
+        # `= ANY(ARRAY(...))`: one primary-key probe per id (a join hashed the firm's members).
+        return (f"(SELECT json_agg(json_build_array(m.user_id, m.name)) FROM cd_members m "
+                f"WHERE m.partner_id = {partner_id} AND m.active = 1 "
+                f"AND m.user_id = ANY(ARRAY(SELECT json_array_elements_text({accountants}::json))))")
 
     def enable_search(self, c: Cursor) -> None:
         """pg_trgm, if this role may create it (a trusted extension: a database owner may);

@@ -27,7 +27,9 @@ from events.store import EventStoreApplication
 
 T = TypeVar("T")
 log = logging.getLogger("events.runtime")
-DEFAULT_LIMITS = Limits()
+# Bulk assignment names up to 500 client ids of up to 200 characters each: more than a
+# command's 32 KiB, so that route alone takes up to 256 KiB.
+DEFAULT_LIMITS = Limits(larger_bodies=(("/v1/accountants/", 256 * 1024),))
 
 
 class Runtime:

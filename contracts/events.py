@@ -170,6 +170,9 @@ class EmailSent(EventData):
     user_id: Id
     client_ids: list[Id]
     sent_at: AwareDatetime
+    # v1.1, optional: the reminder an email of kind `reminder` was for (older events lack it;
+    # a consumer then matches the Message-ID, which the notifier derives from reminder and user).
+    reminder_id: Id | None = None
 
 
 class EmailFailed(EventData):
@@ -179,6 +182,9 @@ class EmailFailed(EventData):
     client_ids: list[Id]
     code: int | None = None
     reason: str
+    # v1.1, optional: the reminder an email of kind `reminder` was for (older events lack it;
+    # a consumer then matches the Message-ID, which the notifier derives from reminder and user).
+    reminder_id: Id | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ from contracts.events import (
     ClientRenamed,
     ClientVerificationCompleted,
     ClientVerificationFailed,
+    EmailFailed,
+    EmailSent,
     MemberAdded,
     MemberRemoved,
     MemberRoleChanged,
@@ -40,6 +42,7 @@ from events.envelope import InboundEvent
 from events.inbox import InboxEntry, UnitOfWork
 from events.outbox import OutboundMessage, message_id
 from events.store import EventStoreApplication
+from services.client_directory.application.reminders import outcome_keys, record_outcome, reminder_log
 from services.client_directory.domain.model import (
     ENDED,
     Assignments,
@@ -87,6 +90,8 @@ class ClientDirectory(EventStoreApplication):
             return [figures_key(partner, data.client_id)]
         if isinstance(data, PreferenceSet):
             return [preference_key(partner, data.client_id, data.user_id)]
+        if isinstance(data, EmailSent | EmailFailed):
+            return outcome_keys(partner, data)
         keys = [client_key(partner, client)] if isinstance(client, str) else []
         if isinstance(user, str):
             keys += [member_key(partner, user), assignments_key(partner, user)]
@@ -160,7 +165,9 @@ class ClientDirectory(EventStoreApplication):
                         partner_id=partner, client_id=data.client_id, user_id=data.user_id))
                 preference.set(data.email_enabled, data.frequency.value)
             case ReminderRequested():
-                pass  # the notifier acts on it; nothing of the directory changes
+                pass  # the notifier acts on it; the history is recorded by the command
+            case EmailSent() | EmailFailed():
+                record_outcome(uow, partner, data, inbound.envelope.time)  # reminder history
             case _:
                 raise Rejected(f"{inbound.type} is not handled by the client directory")
 
@@ -323,11 +330,14 @@ class ClientDirectory(EventStoreApplication):
         if already():
             return reminder_id, None
         uow = UnitOfWork(self)
-        self._current_client(uow, partner_id, client_id)
+        client = self._current_client(uow, partner_id, client_id)
+        # The history (GET .../reminders): pending for each accountant assigned now.
+        history = reminder_log(partner_id, reminder_id, client_id, list(client.accountants), requested_by,
+                               tasks, comment, datetime.now(UTC))
         out = self._outbound(Topic.NOTIFICATIONS, "notification.reminder_requested.v1", partner_id,
                              client_id, data, event_id=event_id)
         try:
-            return reminder_id, self.record(*out)
+            return reminder_id, self.record(*out, *history)
         except IntegrityError:
             if already():  # the same key at the same moment: recorded once
                 return reminder_id, None

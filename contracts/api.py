@@ -95,3 +95,62 @@ class Problem(BaseModel):
     detail: str | None = None
     instance: str | None = None
     errors: list[dict[str, object]] | None = None
+
+
+# --- v1.1 additions: reminder history, bulk assignment, the live page ---------------------------
+
+BulkId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f/]+$")]
+MAX_BULK_IDS = 500
+
+
+class Person(BaseModel):
+    user_id: str
+    name: str | None = Field(description="the member's current name; null when the firm has no such member now")
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class ReminderDelivery(Person):
+    status: DeliveryStatus
+    at: AwareDatetime | None = Field(description="when it was sent or given up; null while pending")
+
+
+class ReminderHistoryItem(BaseModel):
+    reminder_id: str
+    requested_by: Person
+    requested_at: AwareDatetime
+    tasks: list[Task]
+    comment: str
+    deliveries: list[ReminderDelivery] = Field(description=(
+        "one per recipient: the accountants assigned when it was requested (pending until the "
+        "notifier's outcome), and anyone else the notifier reported an outcome for"))
+
+
+class ReminderHistory(BaseModel):
+    items: list[ReminderHistoryItem] = Field(description="newest first")
+
+
+class BulkAssignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    assign: list[BulkId] = Field(default_factory=list, max_length=MAX_BULK_IDS)
+    unassign: list[BulkId] = Field(default_factory=list, max_length=MAX_BULK_IDS)
+
+
+class BulkAssignmentResult(BaseModel):
+    assigned: list[str] = Field(description="assigned now or already (in the order asked)")
+    unassigned: list[str] = Field(description="unassigned now or already not assigned")
+    not_found: list[str] = Field(description="no current client of the firm by that id")
+
+
+class TabsChanged(BaseModel):
+    """The data of a `tabs` event of GET /v1/stream (its SSE `id` is `position`)."""
+
+    position: int = Field(description="the read model's position this is true at; resume with Last-Event-ID")
+    tabs: list[TabCount] = Field(description="the caller's tabs and counts, as GET /v1/clients lists them")
+    clients: list[str] = Field(description="clients of the caller's tabs that changed (at most 50)")
+    truncated: bool = Field(description="more changed than listed: reload the open tab")

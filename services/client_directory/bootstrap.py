@@ -21,12 +21,16 @@ from services.client_directory.adapters.auth import TokenVerifier
 from services.client_directory.adapters.http import HttpContext, build_api
 from services.client_directory.adapters.portal import mount_portal
 from services.client_directory.application.directory import ClientDirectory
+from services.client_directory.application.live import LiveTabs
 from services.client_directory.config import Settings
 from services.client_directory.domain.model import Rejected as DirectoryRejected
 from services.client_directory.projections.clients import ClientQueries, ClientsProjection
+from services.client_directory.projections.reminders import ReminderHistory
 
 SERVICE = "client_directory"
-CONSUMES = (Topic.PARTNER_MEMBERS, Topic.PARTNER_CLIENTS, Topic.CLIENT_METRICS, Topic.NOTIFICATIONS)
+# portal.notification-deliveries: the notifier's outcomes, for the reminder history.
+CONSUMES = (Topic.PARTNER_MEMBERS, Topic.PARTNER_CLIENTS, Topic.CLIENT_METRICS, Topic.NOTIFICATIONS,
+            Topic.NOTIFICATION_DELIVERIES)
 
 
 @dataclass
@@ -76,6 +80,7 @@ def bootstrap(
     read_model = ReadModel(directory)
     projection = ClientsProjection(directory, read_model)
     queries = ClientQueries(read_model)
+    reminders = ReminderHistory(directory, read_model)
     broker = broker or make_broker(settings.kafka, client_id=SERVICE)
     timeout = session_timeout_ms or settings.kafka.session_timeout_ms
     consumer = TrackedConsumer(
@@ -87,11 +92,12 @@ def bootstrap(
     # Every instance projects (read-your-writes: the instance that took a command catches up
     # its projection before answering); only the leader relays, so no event goes out twice.
     leadership = Leadership(settings.store, SERVICE)
-    runtime = Runtime(SERVICE, directory, broker, [projection, LeaderOnly(relay, leadership)],
+    runtime = Runtime(SERVICE, directory, broker, [projection, reminders, LeaderOnly(relay, leadership)],
                       leadership=leadership)
     verifier = TokenVerifier(settings.jwt_secret, clock=clock, max_lifetime_s=settings.token_max_lifetime_s)
     api = build_api(HttpContext(directory, projection, queries, verifier, settings.portal_base_url,
-                                wake_relay=runtime.runner.wake))
+                                wake_relay=runtime.runner.wake, reminders=reminders,
+                                live=LiveTabs(directory, projection, queries)))
     api.state.authenticate = verifier  # writes are authenticated before their body is read
     add_operational_routes(api, runtime)
     mount_portal(api, settings, read_model)

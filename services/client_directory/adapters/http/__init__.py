@@ -13,7 +13,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.client_directory.adapters.http import accountants, clients, invitations, notifications, problems
+from services.client_directory.adapters.http import (
+    accountants,
+    bulk,
+    clients,
+    export,
+    invitations,
+    notifications,
+    problems,
+    reminder_history,
+    stream,
+)
 from services.client_directory.adapters.http.clients import page_json
 from services.client_directory.adapters.http.deps import HttpContext
 
@@ -31,6 +41,7 @@ def build_api(context: HttpContext) -> FastAPI:
     )
     api.state.client_directory = context
     problems.install(api)
-    for module in (clients, invitations, accountants, notifications):
+    # export before clients: /v1/clients.csv is its own route, not a client id.
+    for module in (export, clients, invitations, accountants, notifications, reminder_history, bulk, stream):
         api.include_router(module.router)
     return api

@@ -22,7 +22,9 @@ from fastapi import Depends, Header, HTTPException, Path, Request
 
 from services.client_directory.adapters.auth import TokenVerifier
 from services.client_directory.application.directory import ClientDirectory, CommandRejected
+from services.client_directory.application.live import LiveTabs
 from services.client_directory.projections.clients import Caller, ClientQueries, ClientsProjection
+from services.client_directory.projections.reminders import ReminderHistory
 
 # Ids name one path segment: no "/" (Starlette decodes %2F before routing, so such an id could
 # never be addressed), and no control characters (never part of an id; PostgreSQL refuses NUL).
@@ -42,6 +44,9 @@ class HttpContext:
     verifier: TokenVerifier
     portal_base_url: str
     wake_relay: Callable[[], None]
+    # v1.1: the reminder history read model and the live page's fan-out (bootstrap builds both).
+    reminders: ReminderHistory | None = None
+    live: LiveTabs | None = None
 
 
 async def get_context(request: Request) -> HttpContext:

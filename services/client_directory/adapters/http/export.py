@@ -1,0 +1,52 @@
+"""GET /v1/clients.csv: the whole filtered tab as CSV, streamed a page at a time."""
+
+# No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime.
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import StreamingResponse
+
+from contracts.api import TabId
+from services.client_directory.adapters.http.deps import CallerDep, QueriesDep
+from services.client_directory.adapters.http.problems import ERRORS
+from services.client_directory.application.export import header, page_of
+from services.client_directory.projections.clients import TabForbidden
+
+router = APIRouter(tags=["clients"], responses=ERRORS)
+
+
+@router.get("/v1/clients.csv", response_class=StreamingResponse, summary="A tab of the Clients page as CSV",
+            responses={200: {"content": {"text/csv": {}}, "description": "header row, then one row per client"}})
+async def export_clients(
+    who: CallerDep,
+    queries: QueriesDep,
+    tab: TabId = TabId.MINE,
+    q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$",
+                                   description="Case- and accent-insensitive substring of the name")] = None,
+    missing_receipts: Annotated[bool, Query(description="Only clients with missing receipts")] = False,
+    sort: Annotated[str, Query(pattern=r"^-?name$", description="`name` or `-name`")] = "name",
+) -> StreamingResponse:
+    descending = sort.startswith("-")
+
+    def read(cursor: str | None) -> tuple[bytes, str | None]:
+        return page_of(queries, who, tab, q=q, missing_receipts=missing_receipts, descending=descending,
+                       cursor=cursor)
+
+    try:  # the first page before the status line: a refusal is still a problem response
+        first = await asyncio.to_thread(read, None)
+    except TabForbidden as error:
+        raise HTTPException(403, str(error)) from None
+
+    async def rows() -> AsyncIterator[bytes]:
+        body, cursor = first
+        yield header() + body
+        while cursor is not None:
+            body, cursor = await asyncio.to_thread(read, cursor)
+            yield body
+
+    filename = f"clients-{tab.value}.csv"
+    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})

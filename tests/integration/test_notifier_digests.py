@@ -95,16 +95,16 @@ async def test_digests_reach_the_right_people_in_their_language_and_unsubscribe_
         assert to_admin["Content-Language"] == "en" and to_admin["Subject"].startswith("Your client updates for")
         admin_text = text_of(to_admin)
         assert "Acme ApS" in admin_text and "Société Générale" in admin_text and "Gone Ltd" not in admin_text
-        assert "€1,234.50" in admin_text and "-€20.00" in admin_text and "Missing receipts: 7" in admin_text
+        assert "EUR 1,234.50" in admin_text and "-EUR 20.00" in admin_text and "Missing receipts: 7" in admin_text
         # The accountant in French: her assigned, still connected clients; French formats.
         assert to_chloe["Content-Language"] == "fr" and to_chloe["Subject"].startswith("Vos mises à jour clients du")
         chloe_text = text_of(to_chloe)
         assert "Acme ApS" in chloe_text and "Société Générale" in chloe_text and "Gone Ltd" not in chloe_text
-        assert "1 234,50 €" in chloe_text and "Reçus manquants : 7" in chloe_text
+        assert "1 234,50 EUR" in chloe_text and "Reçus manquants : 7" in chloe_text
         assert "Bonjour Chloé Comptable" in chloe_text
         # en-GB: English texts, British formats.
         otto_text = text_of(to_otto)
-        assert "Acme ApS" in otto_text and "Société Générale" not in otto_text and "€1,234.50" in otto_text
+        assert "Acme ApS" in otto_text and "Société Générale" not in otto_text and "EUR 1,234.50" in otto_text
 
         # One click from chloe's mail client: a POST to the List-Unsubscribe URL.
         url = to_chloe["List-Unsubscribe"].strip("<>")

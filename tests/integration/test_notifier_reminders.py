@@ -82,11 +82,11 @@ async def test_a_reminder_reaches_the_assigned_accountants_once_and_outcomes_are
         assert to_chloe["Content-Language"] == "fr" and "Société Générale" in to_chloe["Subject"]
         chloe_text = text_of(to_chloe)
         assert "Merci d'ici vendredi !" in chloe_text and "Ada Admin" in chloe_text
-        assert "Reçus manquants : 7" in chloe_text and "1 234,50 €" in chloe_text
+        assert "Reçus manquants : 7" in chloe_text and "1 234,50 EUR" in chloe_text
         assert "Dépenses prêtes" not in chloe_text  # not a ticked task
         assert to_otto["Content-Language"] == "en"  # German falls back to English
         otto_text = text_of(to_otto)
-        assert "Missing receipts: 7" in otto_text and "€1,234.50" in otto_text
+        assert "Missing receipts: 7" in otto_text and "EUR 1,234.50" in otto_text
 
         sent = sorted(e["data"]["user_id"] for e in events if e["type"] == "notification.email_sent.v1")
         failed = [e for e in events if e["type"] == "notification.email_failed.v1"]

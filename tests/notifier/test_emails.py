@@ -30,7 +30,7 @@ from services.notifier.emails import (
     render_reminder,
     resolve_locale,
 )
-from services.notifier.emails.i18n import CATALOG
+from services.notifier.emails.i18n import CATALOG, fill
 from services.notifier.emails.render import compose_digest, compose_reminder
 
 MAIL_FROM = "Partner Portal <notifications@portal.example.com>"
@@ -144,17 +144,17 @@ def test_reminder_in_english_names_tasks_figures_comment_and_sender() -> None:
         assert "Expenses ready to export" in body
         assert "1,200" in body
         assert "Wallet balance" in body
-        assert "€1,234.50" in body
+        assert "EUR 1,234.50" in body
         assert "Please look at March before Friday." in body
         assert "Sent by Alice Admin" in body
-        assert "https://portal.example.com/clients/c-acme" in body
+        assert "https://portal.example.com/clients/c-acme/account" in body
     assert "- Missing receipts: 3" in text
-    assert '<a href="https://portal.example.com/clients/c-acme"' in html
+    assert '<a href="https://portal.example.com/clients/c-acme/account"' in html
 
 
 def test_reminder_in_french_uses_the_help_article_wording() -> None:
     message = reminder(recipient=CLAUDE)
-    assert plain(message["Subject"]) == "Rappel : tâches en suspens pour Acme ApS"
+    assert plain(message["Subject"]) == "Rappel : tâches en suspens d'Acme ApS"
     assert message["Content-Language"] == "fr"
     text, html = parts(message)
     for body in (text, html):
@@ -162,7 +162,7 @@ def test_reminder_in_french_uses_the_help_article_wording() -> None:
         assert "Reçus manquants" in body
         assert "Dépenses prêtes à être exportées" in body
         assert "Solde du portefeuille" in body
-        assert "1 234,50 €" in body
+        assert "1 234,50 EUR" in body
         assert "1 200" in body
         assert "Notifier les comptables" in body
         assert "Aller vers le client" in body
@@ -210,7 +210,7 @@ def test_reminder_from_uses_mail_from_address_with_admin_name() -> None:
 def test_reminder_non_ascii_names_survive_the_wire() -> None:
     message = reparse(reminder(sender_name="Zoé Lefèvre", recipient=CLAUDE, client=SOCIETE))
     assert message["From"].addresses[0].display_name == "Zoé Lefèvre"
-    assert plain(str(message["Subject"])) == "Rappel : tâches en suspens pour Société Générale"
+    assert plain(str(message["Subject"])) == "Rappel : tâches en suspens de Société Générale"
     text, _ = parts(message)
     assert "Zoé Lefèvre" in text
     assert "-20,00 DKK" in text
@@ -249,7 +249,7 @@ def test_reminder_comment_and_names_are_escaped_in_html() -> None:
 def test_reminder_client_id_is_quoted_in_the_link() -> None:
     client = ClientFigures(client_id="a/b c?d", name="Odd")
     text, _ = parts(reminder(client=client))
-    assert "https://portal.example.com/clients/a%2Fb%20c%3Fd" in text
+    assert "https://portal.example.com/clients/a%2Fb%20c%3Fd/account" in text
 
 
 def test_reminder_message_id_is_stable_and_specific() -> None:
@@ -283,16 +283,16 @@ def test_base_url_must_be_http() -> None:
 
 def test_digest_in_english_covers_every_client() -> None:
     message = digest()
-    assert message["Subject"] == "Your client updates for March 30, 2026"
+    assert message["Subject"] == "Your client updates for 30 March 2026"
     text, html = parts(message)
     for body in (text, html):
         assert "Acme ApS" in body and "Société Générale" in body
-        assert "€1,234.50" in body
-        assert "-DKK20.00" in body
-        assert "https://portal.example.com/clients/c-acme" in body
-        assert "https://portal.example.com/clients/c-sg" in body
+        assert "EUR 1,234.50" in body
+        assert "-DKK 20.00" in body
+        assert "https://portal.example.com/clients/c-acme/account" in body
+        assert "https://portal.example.com/clients/c-sg/account" in body
         assert "https://portal.example.com/unsubscribe/tok123" in body
-        assert "March 30, 2026" in body
+        assert "30 March 2026" in body and "March 30" not in body
     # Sorted by name whatever order the caller passed them in.
     assert text.index("Acme ApS") < text.index("Société Générale")
     assert parts(digest(clients=[SOCIETE, ACME]))[0] == text
@@ -306,17 +306,73 @@ def test_digest_in_french() -> None:
         assert "Reçus manquants" in body
         assert "Dépenses prêtes à être exportées" in body
         assert "Solde du portefeuille" in body
-        assert "1 234,50 €" in body
+        assert "1 234,50 EUR" in body
         assert "-20,00 DKK" in body
         assert "30 mars 2026" in body
         assert "Afficher les détails" in body
         assert "Se désabonner" in body
 
 
+def raw_parts(message: EmailMessage) -> tuple[str, str]:
+    """The text and HTML parts as sent, no-break spaces kept."""
+    text, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None and html is not None
+    return text.get_content(), html.get_content()
+
+
+ERO = ClientFigures(client_id="c-ero", name="Ærø Bryggeri", wallet_balance=Money(Decimal("249055.88"), "DKK"),
+                    missing_receipts=1234567, ready_to_export=0)
+
+
+def test_an_email_writes_amounts_counts_and_dates_with_the_pages_characters_per_language() -> None:
+    """docs/PORTAL.md "Formats": the code and the number apart (a no-break space), never a
+    symbol; en-GB dates for English, never the US order; French grouping with U+202F."""
+    due = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # Monday 7 December 2026, 10:00 in Copenhagen
+    english = digest(clients=[ERO], due_at=due)
+    assert english["Subject"] == "Your client updates for 7 December 2026"
+    french = digest(recipient=CLAUDE, clients=[ERO], due_at=due)
+    assert french["Subject"] == "Vos mises à jour clients du 7 décembre 2026"
+    for body in raw_parts(english):
+        assert "DKK\u00a0249,055.88" in body and "DKK249" not in body
+        assert "1,234,567" in body and "December 7" not in body
+    for body in raw_parts(french):
+        assert "249\u202f055,88\u00a0DKK" in body and "1\u202f234\u202f567" in body
+        assert "7 décembre 2026" in body
+    negative = digest(clients=[SOCIETE, ACME])
+    assert "-DKK\u00a020.00" in raw_parts(negative)[0] and "EUR\u00a01,234.50" in raw_parts(negative)[0]
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Ærø Bryggeri", "d'Ærø Bryggeri"), ("Acme ApS", "d'Acme ApS"), ("Élodie Café", "d'Élodie Café"),
+    ("Øresund Logistik A/S", "d'Øresund Logistik A/S"), ("Hôtel du Lac", "d'Hôtel du Lac"),
+    ("Yvelines Conseil", "d'Yvelines Conseil"), ("Œuvre Commune", "d'Œuvre Commune"),
+    ("Société Générale", "de Société Générale"), ("Hachette", "de Hachette"), ("Hollande SARL", "de Hollande SARL"),
+    ("Fabrice Dupont", "de Fabrice Dupont"),
+])
+def test_a_french_email_elides_de_before_a_client_name_that_starts_with_a_vowel_sound(
+        name: str, expected: str) -> None:
+    client = ClientFigures(client_id="c-x", name=name)
+    message = reminder(recipient=CLAUDE, client=client)
+    assert plain(str(message["Subject"])) == f"Rappel : tâches en suspens {expected}"
+    text, html = parts(message)
+    assert f"tâches en suspens {expected}." in text
+    assert f"tâches en suspens {expected}." in html.replace("&#39;", "'")
+    # English has no such rule.
+    assert reminder(client=client)["Subject"] == f"Reminder: outstanding tasks for {name}"
+
+
+def test_elision_is_written_once_for_de_le_and_que_and_keeps_a_capital() -> None:
+    values = {"client": "Ærø Bryggeri"}
+    assert fill("fr", "le {client}, que {client}, De {client}", values) == (
+        "l'Ærø Bryggeri, qu'Ærø Bryggeri, D'Ærø Bryggeri")
+    assert fill("fr", "code {client}", values) == "code Ærø Bryggeri"  # a word ending in "de" is not "de"
+    assert fill("en", "de {client}", values) == "de Ærø Bryggeri"
+
+
 def test_digest_date_is_the_copenhagen_date() -> None:
     # 23:30Z on the 29th is already the 30th in Copenhagen.
     late = datetime(2026, 3, 29, 23, 30, tzinfo=UTC)
-    assert digest(due_at=late)["Subject"] == "Your client updates for March 30, 2026"
+    assert digest(due_at=late)["Subject"] == "Your client updates for 30 March 2026"
 
 
 def test_digest_one_click_unsubscribe_headers() -> None:
@@ -382,20 +438,22 @@ def test_digest_from_keeps_mail_from_display_name() -> None:
 @pytest.mark.parametrize(
     ("tag", "language", "formatting"),
     [
-        ("en", "en", "en"),
-        ("fr", "fr", "fr"),
-        ("fr-CA", "fr", "fr_CA"),
+        # One rule per language, the page's (docs/PORTAL.md "Formats"), whatever the region.
+        ("en", "en", "en_GB"),
+        ("fr", "fr", "fr_FR"),
+        ("fr-CA", "fr", "fr_FR"),
         ("fr_FR", "fr", "fr_FR"),
-        ("FR", "fr", "fr"),
-        ("fr-Latn-CA", "fr", "fr_CA"),
-        ("fr-x-private", "fr", "fr"),
+        ("FR", "fr", "fr_FR"),
+        ("fr-Latn-CA", "fr", "fr_FR"),
+        ("fr-x-private", "fr", "fr_FR"),
         ("en-GB", "en", "en_GB"),
-        ("de-DE", "en", "en"),
-        ("da", "en", "en"),
-        ("zz", "en", "en"),
-        ("", "en", "en"),
-        (None, "en", "en"),
-        ("french", "en", "en"),
+        ("en-US", "en", "en_GB"),
+        ("de-DE", "en", "en_GB"),
+        ("da", "en", "en_GB"),
+        ("zz", "en", "en_GB"),
+        ("", "en", "en_GB"),
+        (None, "en", "en_GB"),
+        ("french", "en", "en_GB"),
     ],
 )
 def test_resolve_locale(tag: str | None, language: str, formatting: str) -> None:
@@ -407,7 +465,7 @@ def test_resolve_locale(tag: str | None, language: str, formatting: str) -> None
 def test_unsupported_locale_falls_back_to_english() -> None:
     german = Recipient(user_id="u-de", email="d@firm.example", name="Dieter", locale="de-DE")
     text, _ = parts(reminder(recipient=german))
-    assert "Hello Dieter," in text and "€1,234.50" in text
+    assert "Hello Dieter," in text and "EUR 1,234.50" in text
     assert reminder(recipient=german)["Content-Language"] == "en"
 
 
@@ -416,13 +474,14 @@ def test_regional_french_gets_french_texts() -> None:
     message = digest(recipient=quebec)
     text, _ = parts(message)
     assert "Bonjour Josée," in text
-    assert "1 234,50 €" in text
+    assert "1 234,50 EUR" in text
     assert message["Content-Language"] == "fr"
 
 
-def test_regional_english_formats_dates_regionally() -> None:
-    brit = Recipient(user_id="u-gb", email="b@firm.example", name="Ben", locale="en-GB")
-    assert digest(recipient=brit)["Subject"] == "Your client updates for 30 March 2026"
+def test_english_of_any_region_formats_dates_the_british_way_as_the_page_does() -> None:
+    for tag in ("en", "en-GB", "en-US"):
+        brit = Recipient(user_id="u-gb", email="b@firm.example", name="Ben", locale=tag)
+        assert digest(recipient=brit)["Subject"] == "Your client updates for 30 March 2026"
 
 
 def test_catalogues_have_the_same_keys_and_placeholders() -> None:
@@ -548,7 +607,8 @@ def test_any_name_survives_the_headers_as_written(sender: str, recipient: str, c
     message = email.message_from_bytes(wire.data, policy=email.policy.default)
     assert message["To"].addresses[0].addr_spec == "anne@firm.example"
     # The subject is one line: its no-break spaces too become plain spaces.
-    assert str(message["Subject"]) == one_line(f"Rappel\u00a0: tâches en suspens pour {client or 'c'}")
+    assert str(message["Subject"]) == one_line(fill("fr", "Rappel\u00a0: tâches en suspens de {client}",
+                                                    {"client": one_line(client or "c")}))
     assert message["Message-ID"] == wire.message_id
     assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
 

@@ -4,19 +4,31 @@ French wording follows the partner-portal help article (seeds/000_…): "reçus 
 "dépenses prêtes à être exportées", "solde du portefeuille", "Aller vers le client",
 "Afficher les détails", "Notifier les comptables". French typography puts a no-break
 space before ":" (written as \u00a0 below).
+
+Formats follow one rule per language, the Clients page's (docs/PORTAL.md, "Formats"): `en` is
+British English (en-GB), `fr` is fr-FR, whatever region a member's locale names, so an email
+and the page show a figure with the same characters. In French, "de", "le" and "que" right
+before a name are elided when the name calls for it (`fill`): "d'Ærø Bryggeri", "de Société
+Générale".
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-from babel import Locale, UnknownLocaleError
+from babel import Locale
 
-__all__ = ["CATALOG", "DEFAULT_LANGUAGE", "SUPPORTED_LANGUAGES", "EmailLocale", "resolve_locale"]
+__all__ = ["CATALOG", "DEFAULT_LANGUAGE", "FORMATTING", "SUPPORTED_LANGUAGES", "EmailLocale", "fill",
+           "resolve_locale", "starts_with_vowel_sound"]
 
 DEFAULT_LANGUAGE: Final = "en"
+# The page's rule per language (docs/PORTAL.md "Formats"): CLDR data of these locales.
+FORMATTING: Final = {"en": "en_GB", "fr": "fr_FR"}
 
 CATALOG: Final[dict[str, dict[str, str]]] = {
     "en": {
@@ -69,9 +81,9 @@ CATALOG: Final[dict[str, dict[str, str]]] = {
         "not_available": "non disponible",
         "go_to_client": "Aller vers le client",
         "open_portal": "Ouvrir le portail des partenaires",
-        "reminder.subject": "Rappel\u00a0: tâches en suspens pour {client}",
+        "reminder.subject": "Rappel\u00a0: tâches en suspens de {client}",
         "reminder.intro": (
-            "{sender} vous a envoyé un rappel concernant les tâches en suspens pour {client}."
+            "{sender} vous a envoyé un rappel concernant les tâches en suspens de {client}."
         ),
         "reminder.tasks_heading": "Tâches concernées\u00a0:",
         "reminder.comment_heading": "Commentaire ajouté par {sender}\u00a0:",
@@ -109,6 +121,42 @@ CATALOG: Final[dict[str, dict[str, str]]] = {
 
 SUPPORTED_LANGUAGES: Final = frozenset(CATALOG)
 
+# Names starting with an aspirated h keep the full word ("de Hachette", "de Hollande"): the
+# usual ones, the same list as the page's PORTAL_FORMATS (static/i18n.js).
+_ASPIRATED_H = re.compile(
+    r"^h(ache|aie|all|alte|amac|ameau|anche|andicap|angar|ant|arcel|ardi|areng|aricot|arpe|asard|âte|aut|"
+    r"avre|éris|éros|être|ibou|iérarch|ockey|olland|omard|onte|ors|otte|oublon|ousse|uit|url|utte)")
+_VOWEL = re.compile(r"^[aeiouyæœøå]")
+_MUTE_H = re.compile(r"^h[aeiouyæœøå]")
+# A "de"/"le"/"que" right before a {placeholder}: where French elides.
+_BEFORE_NAME = re.compile(r"\b(de|le|que|De|Le|Que) \{(\w+)\}")
+_ELIDED = {"de": "d'", "le": "l'", "que": "qu'"}
+
+
+def starts_with_vowel_sound(name: str) -> bool:
+    """Whether French elides before `name`: a vowel (accented or not, Æ, Œ, Ø, Å, y) or a
+    mute h ("Hôtel du Lac"), not an aspirated one ("Hachette")."""
+    word = name.strip().lower()
+    bare = "".join(ch for ch in unicodedata.normalize("NFD", word) if not unicodedata.combining(ch))
+    if _VOWEL.match(bare):
+        return True
+    return bool(_MUTE_H.match(bare)) and not _ASPIRATED_H.match(word)
+
+
+def fill(language: str, template: str, values: Mapping[str, object]) -> str:
+    """`template.format(**values)`; in French, "de {client}" with client "Ærø Bryggeri" gives
+    "d'Ærø Bryggeri" (straight apostrophe, as the help article writes it)."""
+    if language == "fr":
+        def elide(match: re.Match[str]) -> str:
+            word, name = match.group(1), match.group(2)
+            if not starts_with_vowel_sound(str(values.get(name, ""))):
+                return match.group(0)
+            short = _ELIDED[word.lower()]
+            return (short.capitalize() if word[0].isupper() else short) + "{" + name + "}"
+
+        template = _BEFORE_NAME.sub(elide, template)
+    return template.format(**values)
+
 
 @dataclass(frozen=True)
 class EmailLocale:
@@ -119,7 +167,7 @@ class EmailLocale:
     formatting: Locale
 
     def text(self, key: str, /, **values: object) -> str:
-        return CATALOG[self.language][key].format(**values)
+        return fill(self.language, CATALOG[self.language][key], values)
 
 
 @lru_cache(maxsize=256)
@@ -127,18 +175,12 @@ def resolve_locale(tag: str | None) -> EmailLocale:
     """Map a BCP 47 tag to a supported language, falling back to English (once per tag: the
     answer never changes, and `Locale.parse` costs tens of microseconds each time).
 
-    `fr-CA` → French texts with Canadian French formatting; `de-DE` → English texts and
-    English formatting (German number formats inside English sentences would read oddly).
+    `fr-CA` → French texts with the page's French formats (fr-FR); `en-US` → English texts with
+    British formats, as the page shows them; `de-DE` → English texts and formats (German number
+    formats inside English sentences would read oddly).
     """
     normalized = (tag or "").strip().replace("_", "-")
     language = normalized.split("-", 1)[0].lower()
     if language not in SUPPORTED_LANGUAGES:
-        return EmailLocale(DEFAULT_LANGUAGE, Locale.parse(DEFAULT_LANGUAGE))
-    try:
-        formatting = Locale.parse(normalized, sep="-")
-    except (ValueError, TypeError, UnknownLocaleError):
-        # Tags Babel does not know (private-use or extension subtags, unknown regions).
-        formatting = Locale.parse(language)
-    if formatting.language != language:
-        formatting = Locale.parse(language)
-    return EmailLocale(language, formatting)
+        language = DEFAULT_LANGUAGE
+    return EmailLocale(language, Locale.parse(FORMATTING[language]))

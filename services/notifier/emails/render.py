@@ -13,6 +13,7 @@ carries the same id and receivers can dedupe.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import jinja2
+from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 from markupsafe import Markup, escape
@@ -118,6 +120,11 @@ def _portal_url(base_url: str, *path: str) -> str:
     return "/".join([_portal_base(base_url), *(quote(part, safe="") for part in path)])
 
 
+def _client_url(base_url: str, client_id: str) -> str:
+    # The page's Go to client opens the same page: the platform's client account.
+    return _portal_url(base_url, "clients", client_id, "account")
+
+
 # RFC 5322 caps a line at 998 characters; "List-Unsubscribe: <" and ">" take 21.
 MAX_UNSUBSCRIBE_URL = 960
 
@@ -174,6 +181,18 @@ class _ClientView:
     unsubscribe_url: str | None = None
 
 
+def _code_pattern(locale: Locale) -> str:
+    """The locale's currency pattern with the ISO 4217 code ("¤¤") for the symbol, a no-break
+    space between code and number: "DKK 249,055.88", "249 055,88 DKK" (docs/PORTAL.md, "Formats":
+    a firm's clients hold EUR, DKK, SEK, GBP and USD side by side; "kr" or "$" would be ambiguous)."""
+    standard = locale.currency_formats["standard"]
+    assert standard is not None, f"no currency format in {locale}"
+    positive = standard.pattern.split(";")[0]
+    pattern = re.sub("\u00a4+", "\u00a4\u00a4", positive)
+    pattern = re.sub("\u00a4\u00a4(?=[#0,.])", "\u00a4\u00a4\u00a0", pattern)
+    return re.sub("(?<=[#0,.])\u00a4\u00a4", "\u00a0\u00a4\u00a4", pattern)
+
+
 class _Formatter:
     """Babel formatting in one locale. One per locale for the process (`_formatter`): counts,
     dates and labels repeat from one email to the next, so they are formatted once."""
@@ -182,13 +201,15 @@ class _Formatter:
         self.locale = locale
         self.not_available = locale.text("not_available")
         self.labels = {task: locale.text(f"task.{task.value}") for task in Task}
+        self.money_pattern = _code_pattern(locale.formatting)
         self.count = lru_cache(maxsize=1024)(self._count)
         self.date = lru_cache(maxsize=64)(self._date)
 
     def money(self, money: Money | None) -> str:
         if money is None:
             return self.not_available
-        return format_currency(money.amount, money.currency, locale=self.locale.formatting)
+        return format_currency(money.amount, money.currency, format=self.money_pattern,
+                               locale=self.locale.formatting)
 
     def _count(self, value: int) -> str:
         return format_decimal(value, locale=self.locale.formatting)
@@ -302,7 +323,7 @@ def compose_reminder(
         "greeting": _greeting(locale, recipient),
         "sender": sender,
         "client_name": client_name,
-        "client_url": _portal_url(base_url, "clients", client.client_id),
+        "client_url": _client_url(base_url, client.client_id),
         "lines": [fmt.task_line(task, client) for task in _normalize_tasks(tasks)],
         "comment": comment.strip(),
     }
@@ -327,7 +348,7 @@ def _client_views(clients: Sequence[ClientFigures], fmt: _Formatter, base_url: s
     return [
         _ClientView(
             name=_one_line(client.name),
-            url=_portal_url(base_url, "clients", client.client_id),
+            url=_client_url(base_url, client.client_id),
             lines=tuple(fmt.task_line(task, client) for task in Task),
             unsubscribe_url=_checked_url(per_client[client.client_id]) if client.client_id in per_client else None,
         )

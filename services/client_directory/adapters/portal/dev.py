@@ -1,6 +1,7 @@
-"""Dev-mode routes of a local run (`make run`): who can I be, a token for them, and the mail
-the SMTP sink caught. Mounted only when Settings.dev_mode is on, which the configuration
-allows only on SQLite and a loopback address: these routes hand out tokens to anyone.
+"""Dev-mode routes of a local run (`make run`): who can I be, a token for them, the mail
+the SMTP sink caught, and a stand-in for the client's account (dev_account.py). Mounted only
+when Settings.dev_mode is on, which the configuration allows only on SQLite and a loopback
+address: these routes hand out tokens to anyone.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from events.store import ReadModel
+from services.client_directory.adapters.portal.dev_account import account_router
 from services.client_directory.projections.text import sort_key
 
 TOKEN_HOURS = 12
@@ -114,6 +116,7 @@ def mail_page(mails: list[dict[str, Any]], folder: Path) -> str:
 
 def dev_router(read_model: ReadModel, secret: str, mail_dir: Path, max_lifetime_s: int = TOKEN_HOURS * 3600
                ) -> APIRouter:
+    """The /dev routes, and the stand-in for the platform's pages the portal's links open."""
     router = APIRouter(prefix="/dev", tags=["dev mode"])
     members = DevMembers(read_model)
 
@@ -147,4 +150,7 @@ def dev_router(read_model: ReadModel, secret: str, mail_dir: Path, max_lifetime_
         # A mail's HTML is foreign content: sandboxed, it runs no script and reaches nothing.
         return HTMLResponse(part.get_content(), headers={"Content-Security-Policy": "sandbox"})
 
-    return router
+    both = APIRouter()
+    both.include_router(router)
+    both.include_router(account_router(read_model))
+    return both

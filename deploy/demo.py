@@ -17,14 +17,17 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from contracts.envelope import make_event
 from contracts.events import EVENT_TYPES
@@ -220,9 +223,60 @@ def summary(events: list[Planned]) -> str:
     return ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
 
 
+# What the notifier consumes of the demo, and how long the demo waits for it to be applied.
+NOTIFIER_TOPICS = ("platform.partner-members", "platform.partner-clients", "platform.client-metrics",
+                   "portal.notifications")
+CONSUMED_TIMEOUT = 60.0
+SECRET_FILE = Path(__file__).resolve().parent.parent / "var" / "portal-jwt-secret"  # deploy/local.py's
+
+
+def wait_until_consumed(kafka: KafkaSettings, group: str, topics: tuple[str, ...], timeout: float) -> bool:
+    """Whether the consumer group committed every partition of the topics up to its end within
+    `timeout`: the notifier commits a batch after applying it to its store, so what the demo
+    published is then known to it."""
+    kwargs = kafka.kafka_python_kwargs()
+    consumer = KafkaConsumer(**kwargs)  # type: ignore[arg-type]
+    admin = KafkaAdminClient(**kwargs)  # type: ignore[arg-type]
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = {tp: end for tp, end in consumer.end_offsets(partitions).items() if end > 0}
+        deadline = time.monotonic() + timeout
+        while True:
+            committed = admin.list_group_offsets({group: list(ends)}).get(group, {})
+            if all(tp in committed and committed[tp].offset >= end for tp, end in ends.items()):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+    finally:
+        admin.close()
+        consumer.close()
+
+
+def run_first_digests(env: dict[str, str]) -> int:
+    """`python -m services.notifier digests run` as of now: the demo's preferences were set in
+    January, so the one digest they missed is due at once. The running notifier's scheduler
+    would find it within a minute; this makes it due now, and the notifier (holding the sender
+    lock) sends it within a second or two."""
+    env = dict(env)
+    if "PORTAL_JWT_SECRET" not in env and "NOTIFIER_UNSUBSCRIBE_SECRET" not in env:
+        if SECRET_FILE.is_file():  # the same secret `make run` gives the notifier
+            env["PORTAL_JWT_SECRET"] = SECRET_FILE.read_text().strip()
+        else:
+            env["PORTAL_DEV_MODE"] = "true"
+    done = subprocess.run([sys.executable, "-m", "services.notifier", "digests", "run", "--wait", "1"],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    for line in (done.stdout + done.stderr).splitlines():
+        if line.strip():
+            print(f"demo: notifier: {line}")
+    return done.returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="print what would be published, publish nothing")
+    parser.add_argument("--no-digests", action="store_true",
+                        help="do not make the first digest due right away (the notifier finds it within a minute)")
     args = parser.parse_args(argv)
     events = plan()
     planned = records(events)
@@ -252,6 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"demo: published {len(planned)} events for firm {FIRM} to {kafka.bootstrap_servers}: "
           f"2 admins, 6 accountants, {sum(STATES.values())} clients "
           f"({', '.join(f'{n} {s}' for s, n in STATES.items())}).")
+    if not args.no_digests:
+        group = os.environ.get("NOTIFIER_GROUP_ID", "notifier")
+        if wait_until_consumed(kafka, group, NOTIFIER_TOPICS, CONSUMED_TIMEOUT):
+            run_first_digests(dict(os.environ))
+        else:
+            print(f"demo: the notifier (group {group}) has not read everything after {CONSUMED_TIMEOUT:.0f}s; "
+                  "its scheduler makes the first digest due within a minute of reading it")
     port = os.environ.get("CLIENT_DIRECTORY_HTTP_PORT", "8000")
     print(f"demo: open http://127.0.0.1:{port}/portal and pick a member of {FIRM}; "
           f"mail caught by the SMTP sink is at http://127.0.0.1:{port}/dev/mail")

@@ -4,14 +4,22 @@ idempotent (the same CloudEvent ids every run, so a second run changes nothing).
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from contracts.envelope import CloudEvent
 from contracts.events import EVENT_TYPES
-from deploy.demo import FIRM, STATES, plan, records
+from deploy.demo import DOMAIN, FIRM, STATES, plan, records
+from deploy.demo import main as demo_main
+from deploy.localbroker import LocalBroker, wait_for_port
+from deploy.smtp_sink import SinkHandler
 from tests.client_directory.support import Directory, accountant, admin
+from tests.conftest import unique
+from tests.faults.processes import ServiceProcess
 
 
 def cloud_events() -> list[dict[str, Any]]:
@@ -71,3 +79,32 @@ def test_the_demo_fills_every_tab_and_a_second_run_changes_nothing(tmp_path: Pat
         assert [e["type"] for e in events if directory.outcome(e)[0] != "applied"] == []  # none illegal
     finally:
         directory.app.close()
+
+
+@pytest.mark.integration
+def test_make_demo_has_the_notifier_send_the_first_digest_right_after_publishing(
+        broker: LocalBroker, smtp: tuple[int, SinkHandler], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Camille's preferences were set in January: the digest she missed is due at once. The
+    notifier's scheduler would find it within a minute; the demo makes it due itself."""
+    port, sink = smtp
+    env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "NOTIFIER_DB": f"sqlite:///{tmp_path / 'notifier.db'}",
+           "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "SMTP_TLS": "none",
+           "NOTIFIER_GROUP_ID": unique("notifier-demo")}
+    notifier = ServiceProcess("services.notifier", env, tmp_path / "notifier.log")
+    notifier.start()
+    try:
+        assert notifier.process is not None
+        wait_for_port(notifier.port, timeout=60, process=notifier.process)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        assert demo_main([]) == 0
+        said = capsys.readouterr().out
+        made = re.search(r"demo: notifier: digests as of \S+: (\d+) made", said)
+        assert made and int(made.group(1)) >= 1, said
+        # Sent by the running notifier (it holds the sender lock) within seconds, not a minute.
+        camille = f"camille.dubois@{DOMAIN}"
+        sink.wait_for(lambda mails: any(camille in str(m["To"]) and "Vos mises à jour clients" in str(m["Subject"])
+                                        for m in mails), timeout=20)
+    finally:
+        notifier.stop()

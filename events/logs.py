@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from events.tracing import current_trace_id
+
 
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
@@ -25,6 +27,9 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value
+        trace_id = getattr(record, "trace_id", None) or current_trace_id()
+        if trace_id is not None:
+            entry["trace_id"] = trace_id  # find the trace of a log line, or the lines of a trace
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

@@ -19,6 +19,7 @@ from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.utils import get_topic
 
 from contracts.envelope import CloudEvent
+from events import tracing
 from events.follower import LogFollower
 from events.metrics import OUTBOX_PUBLISHED
 from events.store import EventStoreApplication
@@ -51,7 +52,12 @@ class OutboundMessage(Aggregate):
 
     @classmethod
     def of(cls, topic: str, event_: CloudEvent) -> OutboundMessage:
-        return cls(topic=topic, key=event_.subject, cloud_event=event_.model_dump(mode="json", exclude_none=True))
+        cloud_event = event_.model_dump(mode="json", exclude_none=True)
+        if tracing.enabled() and "traceparent" not in cloud_event:
+            # Stored now, with the message: the relay (maybe another process, later) publishes
+            # the context of the command or event that caused it, not its own.
+            cloud_event.update(tracing.trace_fields())
+        return cls(topic=topic, key=event_.subject, cloud_event=cloud_event)
 
 
 def message_id(cloud_event_id: str) -> uuid.UUID:
@@ -90,17 +96,37 @@ class OutboxRelay(LogFollower):
 
     async def publish(self, notifications: Sequence[Notification]) -> None:
         futures = []
+        tracer = tracing.tracer(self.app.name)
+        spans: list[tracing.Span] = []
         for notification in notifications:
             created: Any = self.app.mapper.to_domain_event(notification)
             payload = CloudEvent.model_validate(created.cloud_event).to_json_bytes()
+            headers = {"content-type": "application/cloudevents+json"}
+            if tracer is not None:
+                span = _publish_span(tracer, created.topic, created.cloud_event)
+                headers.update(tracing.trace_fields(span))  # the hop; the envelope keeps the origin
+                spans.append(span)
             futures.append(
                 await self.broker.publish(
                     payload,
                     created.topic,
                     key=created.key.encode(),
-                    headers={"content-type": "application/cloudevents+json"},
+                    headers=headers,
                     no_confirm=True,
                 )
             )
             OUTBOX_PUBLISHED.labels(self.app.name, created.topic).inc()
-        await asyncio.gather(*futures)
+        try:
+            await asyncio.gather(*futures)
+        finally:
+            for span in spans:  # acknowledged by the broker, or failed
+                span.end()
+
+
+def _publish_span(tracer: tracing.Tracer, topic: str, cloud_event: dict[str, Any]) -> tracing.Span:
+    parent = tracing.context_of(cloud_event.get("traceparent"), cloud_event.get("tracestate"))
+    return tracer.start_span(
+        f"publish {topic}", context=tracing.span_context(parent), kind=tracing.SpanKind.PRODUCER,
+        attributes={"messaging.system": "kafka", "messaging.destination.name": topic,
+                    "cloudevents.event_id": str(cloud_event.get("id")),
+                    "cloudevents.event_type": str(cloud_event.get("type"))})

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from events import tracing
 from events.config import StoreUrl
 from events.follower import FollowerRunner, LogFollower
 from events.http_limits import Limits, RequestLimits, protocol_with
@@ -204,13 +205,21 @@ class HttpMetrics:
                 status = message["status"]
             await send(message)
 
+        tracer = tracing.tracer(self.service)
+        span = tracing.server_span(tracer, scope) if tracer is not None else None
         try:
-            await self.app(scope, receive, sending)
+            if span is None:
+                await self.app(scope, receive, sending)
+            else:
+                with tracing.active(span):
+                    await self.app(scope, receive, sending)
         finally:
             # The router puts the matched route in the scope: its path template, not the URL.
             path = getattr(scope.get("route"), "path", "unmatched")
             HTTP_LATENCY.labels(self.service, scope["method"], path, str(status)).observe(
                 time.perf_counter() - started)
+            if span is not None:
+                tracing.end_server_span(span, scope["method"], path, status)
 
 
 def http_server(front: Swappable, host: str, port: int, limits: Limits = DEFAULT_LIMITS) -> uvicorn.Server:

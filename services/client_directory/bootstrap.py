@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from contracts.events import Topic
+from events import tracing
 from events.inbox import InboxSink
 from events.kafka import TrackedConsumer, make_broker
 from events.leadership import LeaderOnly, Leadership
@@ -60,7 +61,8 @@ def open_directory(settings: Settings) -> ClientDirectory:
 
 def inbox_sink(directory: ClientDirectory) -> InboxSink:
     """Where inbound events go: deduplicated by id, applied by `handle`, rejections recorded."""
-    return InboxSink(SERVICE, directory, directory.handle, rejected=DirectoryRejected)
+    return InboxSink(SERVICE, directory, tracing.traced_handler(SERVICE, directory.handle),
+                     rejected=DirectoryRejected)
 
 
 def consumed_topics() -> list[str]:
@@ -76,6 +78,7 @@ def bootstrap(
     session_timeout_ms: int | None = None,
 ) -> ClientDirectoryService:
     """The whole service: store, read model, consumer, outbox relay, runtime and HTTP API."""
+    tracing.configure(SERVICE, settings.tracing)  # before the parts that ask for the tracer
     directory = directory or open_directory(settings)
     read_model = ReadModel(directory)
     projection = ClientsProjection(directory, read_model)

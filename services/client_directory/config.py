@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from events.config import EnvSettings, KafkaSettings, MappingSource, StoreUrl, config_error
+from events.tracing import TracingSettings
 
 # The development secret, accepted only with PORTAL_DEV_MODE=true (SQLite on loopback): a
 # secret written in the source is public, so it can never sign a real caller's token.
@@ -29,6 +30,7 @@ class Settings(EnvSettings):
 
     kafka: KafkaSettings
     store: StoreUrl
+    tracing: TracingSettings = Field(default_factory=TracingSettings)  # off unless OTEL_* say otherwise
     http_host: str = Field(default="127.0.0.1", min_length=1, validation_alias="CLIENT_DIRECTORY_HTTP_HOST")
     http_port: int = Field(default=8000, ge=1, le=65535, validation_alias="CLIENT_DIRECTORY_HTTP_PORT")
     # Empty means not given: refused unless dev_mode (see _secret).
@@ -71,17 +73,18 @@ class Settings(EnvSettings):
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         kafka = KafkaSettings.from_env(env)
+        tracing = TracingSettings.from_env(env)
         store = StoreUrl.parse(STORE_VARIABLE, env.get(STORE_VARIABLE) or STORE_DEFAULT)
         values: dict[str, Any] = MappingSource(cls, env)()
         try:
-            return cls(kafka=kafka, store=store, **values)
+            return cls(kafka=kafka, tracing=tracing, store=store, **values)
         except ValidationError as error:
             raise config_error(error, env) from None
 
     @classmethod
     def variables(cls) -> list[str]:
         """Every environment variable the client directory reads, the shared Kafka ones too."""
-        return [*KafkaSettings.variables(), STORE_VARIABLE, *super().variables()]
+        return [*KafkaSettings.variables(), STORE_VARIABLE, *super().variables(), *TracingSettings.variables()]
 
 
 def _loopback(host: str) -> bool:

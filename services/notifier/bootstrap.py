@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from contracts.events import Topic
+from events import tracing
 from events.inbox import InboxSink
 from events.kafka import TrackedConsumer, make_broker
 from events.leadership import LeaderOnly, Leadership
@@ -56,6 +57,7 @@ def bootstrap(settings: Settings, *, mailer: Mailer | None = None, clock: Clock 
     """The notifier's objects. `mailer` (default: SMTP from the settings), `clock` and
     `publisher` (what the outbox relay publishes through; default: the Kafka broker) may be
     fakes; `session_timeout_ms` defaults to KAFKA_SESSION_TIMEOUT_MS."""
+    tracing.configure(SERVICE, settings.tracing)  # before the parts that ask for the tracer
     return NotifierService(settings, mailer=mailer, clock=clock, publisher=publisher,
                            session_timeout_ms=session_timeout_ms or settings.kafka.session_timeout_ms,
                            retry_base_delay=retry_base_delay)
@@ -96,7 +98,8 @@ class NotifierService:
 
     @cached_property
     def sink(self) -> InboxSink:
-        return InboxSink(SERVICE, self.notifier, self.notifier.handle, rejected=Rejected)
+        return InboxSink(SERVICE, self.notifier, tracing.traced_handler(SERVICE, self.notifier.handle),
+                         rejected=Rejected)
 
     @cached_property
     def index(self) -> ScheduleIndex:

@@ -21,6 +21,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from events.config import ConfigError, KafkaSettings, StoreUrl
+from events.tracing import TracingSettings
 from services.notifier.adapters.smtp.settings import SmtpSettings, TlsMode
 
 MIN_SECRET_BYTES = 32
@@ -186,6 +187,7 @@ class Settings:
     unsubscribe_secret: str | None = field(default=None, repr=False)
     retry_hours: int = 24  # how long an email refused with a 4xx is retried before it fails
     dev_mode: bool = False
+    tracing: TracingSettings = field(default_factory=TracingSettings)  # off unless OTEL_* say otherwise
 
     def __post_init__(self) -> None:
         if self.unsubscribe_secret is None:
@@ -205,7 +207,7 @@ class Settings:
     @classmethod
     def variables(cls) -> list[str]:
         """Every environment variable the notifier reads (deploy/check.py lists them)."""
-        return [*Environment.names(), *KAFKA_VARIABLES]
+        return [*Environment.names(), *KAFKA_VARIABLES, *TracingSettings.variables()]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -224,5 +226,5 @@ class Settings:
             public_base_url=values.public_url or f"http://127.0.0.1:{values.http_port}",
             http_host=values.http_host, http_port=values.http_port, group_id=values.group_id,
             unsubscribe_secret=values.unsubscribe_secret or values.jwt_secret, retry_hours=values.retry_hours,
-            dev_mode=values.dev_mode,
+            dev_mode=values.dev_mode, tracing=TracingSettings.from_env(env),
         )

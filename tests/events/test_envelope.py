@@ -35,9 +35,11 @@ def test_a_valid_event_is_read_with_its_typed_data() -> None:
 
 
 def test_unknown_attributes_and_data_fields_are_ignored() -> None:
-    parsed = parse_record(record(event(traceparent="00-abc", data={
+    # traceparent is a known extension now (tracing), kept even when it is not a valid one.
+    parsed = parse_record(record(event(comexampleext="x", traceparent="00-abc", data={
         "user_id": "u1", "email": "ada@firm.test", "name": "Ada", "role": "admin", "locale": "fr", "extra": 1})))
-    assert parsed.envelope.model_extra == {"traceparent": "00-abc"}
+    assert parsed.envelope.model_extra == {"comexampleext": "x"}
+    assert parsed.envelope.traceparent == "00-abc"
 
 
 def test_metrics_keep_decimal_strings() -> None:

@@ -34,6 +34,7 @@ from contracts.events import (
     PreferenceSet,
     ReminderRequested,
 )
+from events import tracing
 from events.envelope import InboundEvent
 from events.inbox import UnitOfWork
 from events.store import EventStoreApplication
@@ -98,7 +99,11 @@ class Notifier(EventStoreApplication):
                                                     user_id=data.user_id))
                 preference.set(data.email_enabled, data.frequency.value, inbound.envelope.time)
             case ReminderRequested():
-                self._remind(uow, partner, data, inbound.envelope.time)
+                # The apply span's context while tracing, else the one the event came with.
+                envelope = inbound.envelope
+                trace = tracing.trace_fields() or {k: v for k in ("traceparent", "tracestate")
+                                                   if (v := getattr(envelope, k)) is not None}
+                self._remind(uow, partner, data, envelope.time, trace)
             case ClientVerificationCompleted() | InvitationAccepted():
                 self._file(uow, partner, data.client_id).change_status("connected")
             case ClientVerificationFailed():
@@ -108,14 +113,28 @@ class Notifier(EventStoreApplication):
             case _:
                 raise Rejected(f"{inbound.type} is not handled by the notifier")
 
-    def _remind(self, uow: UnitOfWork, partner: str, data: ReminderRequested, at: datetime) -> None:
+    def _remind(self, uow: UnitOfWork, partner: str, data: ReminderRequested, at: datetime,
+                trace: dict[str, str]) -> None:
         if uow.get(reminder_key(partner, data.reminder_id)) is not None:
             raise Rejected(f"reminder {data.reminder_id} was already processed")
         uow.add(Reminder(partner_id=partner, reminder_id=data.reminder_id, client_id=data.client_id,
                          requested_by=data.requested_by, tasks=[t.value for t in data.tasks],
-                         comment=data.comment, recipients=[], requested_at=at))
+                         comment=data.comment, recipients=[], requested_at=at, trace=trace or None))
 
     def dispatch(self, reminder: Reminder, now: datetime | None = None, *, mail_from: str) -> list[Delivery]:
+        """`_dispatch` in a span of the reminder's trace when the notifier traces."""
+        tracer = tracing.tracer(self.name)
+        if tracer is None:
+            return self._dispatch(reminder, now, mail_from=mail_from)
+        trace = getattr(reminder, "trace", None) or {}  # None on reminders recorded before tracing
+        parent = tracing.context_of(trace.get("traceparent"), trace.get("tracestate"))
+        with tracer.start_as_current_span("dispatch reminder", context=tracing.span_context(parent),
+                                          attributes={"portal.reminder_id": reminder.reminder_id}) as span:
+            deliveries = self._dispatch(reminder, now, mail_from=mail_from)
+            span.set_attribute("portal.recipients", len(deliveries))
+            return deliveries
+
+    def _dispatch(self, reminder: Reminder, now: datetime | None = None, *, mail_from: str) -> list[Delivery]:
         """Choose the reminder's recipients now and make their deliveries (not saved here),
         with Message-IDs in MAIL_FROM's domain.
 
@@ -152,6 +171,9 @@ class Notifier(EventStoreApplication):
                     "tasks": list(reminder.tasks),
                     "comment": reminder.comment,
                     "reminder_id": reminder.reminder_id,
+                    # Where the email's send span goes: this dispatch's, or the request's.
+                    **({"trace": trace} if (trace := tracing.trace_fields() or getattr(reminder, "trace", None))
+                       else {}),
                 },
             )
             for member in recipients

@@ -34,7 +34,7 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -45,6 +45,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from contracts.envelope import make_event
 from contracts.events import Topic
+from events import tracing
 from events.leadership import Leadership
 from events.metrics import EMAILS
 from events.outbox import OutboundMessage
@@ -320,29 +321,36 @@ class _SendingLine:
         """Send these (with the position each settles, if any) in order; False at an outage,
         which leaves that delivery and the ones after it due."""
         sender = self.sender
+        tracer = tracing.tracer(sender.notifier.name)  # once per pass: None when not tracing
         upcoming = self._render(deliveries[0][0]) if deliveries else None
         for n, (delivery, position) in enumerate(deliveries):
             if isinstance(upcoming, Exception):
                 raise upcoming  # once the email before it is settled
             assert upcoming is not None
-            sending = asyncio.ensure_future(sender._send(upcoming, self.recorded))
-            try:
-                if n + 1 < len(deliveries):
-                    # Once the task waits for the server's answer to MAIL FROM, render the next
-                    # email, here rather than in a thread: the loop would wait for the GIL anyway.
-                    await asyncio.sleep(0)
-                    upcoming = self._render(deliveries[n + 1][0])
-                outcome = await sending
-            finally:
-                _discard(sending)  # cancelled, say: nothing more of this email is sent
-            if outcome.attempts > 1:
-                EMAILS.labels("notifier", delivery.kind, "retried").inc(outcome.attempts - 1)
-            if outcome.status is DeliveryStatus.GAVE_UP and (outcome.code is None or outcome.code in SERVER_WIDE_CODES):
-                log.warning("SMTP server unavailable (%s %s); %s stays due", outcome.code or "", outcome.reason,
-                            delivery.message_id)
-                self.report.add(SendReport(outage=True, reason=f"{outcome.code or ''} {outcome.reason or ''}".strip()))
-                return False
-            settled, messages = sender._settle(delivery, outcome)
+            with _email_span(tracer, delivery) as span:
+                sending = asyncio.ensure_future(sender._send(upcoming, self.recorded))
+                try:
+                    if n + 1 < len(deliveries):
+                        # Once the task waits for the server's answer to MAIL FROM, render the next
+                        # email, here rather than in a thread: the loop would wait for the GIL anyway.
+                        await asyncio.sleep(0)
+                        upcoming = self._render(deliveries[n + 1][0])
+                    outcome = await sending
+                finally:
+                    _discard(sending)  # cancelled, say: nothing more of this email is sent
+                if span is not None:
+                    span.set_attributes({"smtp.attempts": outcome.attempts, "smtp.status": outcome.status.name,
+                                         "smtp.code": outcome.code or 0})
+                if outcome.attempts > 1:
+                    EMAILS.labels("notifier", delivery.kind, "retried").inc(outcome.attempts - 1)
+                if outcome.status is DeliveryStatus.GAVE_UP and (
+                        outcome.code is None or outcome.code in SERVER_WIDE_CODES):
+                    log.warning("SMTP server unavailable (%s %s); %s stays due", outcome.code or "", outcome.reason,
+                                delivery.message_id)
+                    self.report.add(SendReport(outage=True,
+                                               reason=f"{outcome.code or ''} {outcome.reason or ''}".strip()))
+                    return False
+                settled, messages = sender._settle(delivery, outcome)  # its outcome event joins the trace
             self.report.add(settled)
             self._record(delivery, messages, position)
         return True
@@ -378,6 +386,21 @@ class _SendingLine:
             await asyncio.to_thread(self.sender._store, delivery, messages, position)
 
         self._recording = asyncio.ensure_future(record())
+
+
+@contextlib.contextmanager
+def _email_span(tracer: tracing.Tracer | None, delivery: Delivery) -> Iterator[tracing.Span | None]:
+    """One email's sending, current while it lasts, in the trace its delivery was dispatched
+    in (a reminder's: the admin's request); nothing when the notifier does not trace."""
+    if tracer is None:
+        yield None
+        return
+    trace = delivery.content.get("trace") or {}
+    parent = tracing.context_of(trace.get("traceparent"), trace.get("tracestate"))
+    with tracer.start_as_current_span(
+            f"send email {delivery.kind}", context=tracing.span_context(parent),
+            attributes={"portal.message_id": delivery.message_id, "portal.user_id": delivery.user_id}) as span:
+        yield span
 
 
 def _discard(future: asyncio.Future[Any]) -> None:

@@ -315,14 +315,19 @@ class Reminder(Aggregate):
         comment: str
         recipients: list[str]
         requested_at: datetime | None
+        trace: dict[str, str] | None
 
     @event(Requested)
     def __init__(self, partner_id: str, reminder_id: str, client_id: str, requested_by: str, tasks: list[str],
-                 comment: str, recipients: list[str], requested_at: datetime | None = None) -> None:
+                 comment: str, recipients: list[str], requested_at: datetime | None = None,
+                 trace: dict[str, str] | None = None) -> None:
         self.partner_id, self.reminder_id, self.client_id = partner_id, reminder_id, client_id
         self.requested_by, self.tasks, self.comment = requested_by, tasks, comment
         # The admin's click (the CloudEvent time): a reminder far older than that is a replay.
         self.requested_at = requested_at
+        # The request's trace context (`traceparent`, `tracestate`), so the emails it leads to,
+        # dispatched and sent later and maybe by another instance, join the admin's trace.
+        self.trace = trace
         # Recipients are chosen when the reminder is dispatched, after the facts published
         # before it were applied (see application/reminders.py); `recipients` at creation is
         # only set by reminders recorded before dispatching was a separate step.

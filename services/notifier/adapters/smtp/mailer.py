@@ -17,6 +17,7 @@ from types import TracebackType
 
 import aiosmtplib
 
+from events import tracing
 from services.notifier.adapters.smtp.connection import Connection
 from services.notifier.adapters.smtp.errors import DELIVERY_EXCEPTIONS, classify, partly_refused
 from services.notifier.adapters.smtp.settings import SmtpSettings
@@ -64,6 +65,16 @@ class SmtpMailer:
         `EmailMessage`, before the transaction); what it raises propagates as is and the
         connection is dropped, so the open envelope is abandoned and nothing is delivered.
         """
+        tracer = tracing.tracer("notifier")
+        if tracer is None:
+            await self._send(message, sender, recipients, before_data)
+            return
+        with tracer.start_as_current_span("smtp send", kind=tracing.SpanKind.CLIENT, attributes={
+                "server.address": self.settings.host, "server.port": self.settings.port}):
+            await self._send(message, sender, recipients, before_data)
+
+    async def _send(self, message: Message, sender: str | None, recipients: Sequence[str] | None,
+                    before_data: BeforeData | None) -> None:
         if before_data is not None and isinstance(message, EmailMessage):
             await before_data()
             before_data = None

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "portal"
 WIDTHS = (390, 768, 1280)
 LIST = re.compile(r"/v1/clients\?")  # the list request, not /v1/clients/{id}
+DETAILS = re.compile(r"/v1/clients/[^/?]+$")  # GET /v1/clients/{id}
 NBSP_LIKE = re.compile("[\u00a0\u202f]")
 # Chromium logs each failed request ("Failed to load resource: ... 500") as a console error:
 # expected in the tests that make requests fail, nothing else is.
@@ -646,3 +647,51 @@ async def test_the_footer_shows_the_total_when_the_api_gives_it(open_page: OpenP
     await page.select_option("#lang", "en")
     await expect(page.locator("#shown")).to_have_text("Showing 37")
     await page.unroute(LIST)
+
+
+# --- View details: when the next email goes out -----------------------------------------------
+
+async def test_view_details_says_when_the_next_email_goes_out(open_page: OpenPage, firm: Firm) -> None:
+    from playwright.async_api import expect
+
+    page = await open_page()
+    await sign_in(page, firm, firm.admin)
+    await tab(page, "all").click()
+    details = page.locator("#details-dialog")
+    next_digest = page.locator("#next-digest")
+
+    # Email off: no date. Turned on and saved: the server's next_digest_at, in British English.
+    await row(page, "Élodie Café").locator(".dots").click()
+    await page.click('#row-menu [data-action="details"]')
+    await expect(details).to_be_visible()
+    await expect(next_digest).to_be_hidden()
+    await page.check("#email-enabled")
+    await page.select_option("#frequency", "weekly")
+    await page.click("#save-details")
+    await expect(details).to_be_hidden()
+    await row(page, "Élodie Café").locator(".dots").click()
+    await page.click('#row-menu [data-action="details"]')
+    await expect(next_digest).to_have_text(
+        re.compile(r"^Next email: (Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), "
+                   r"\d{1,2} (January|February|March|April|May|June|July|August|September|October|November|December)"
+                   r" \d{4} at \d{2}:\d{2}\.$"))
+    await page.select_option("#frequency", "daily")  # not saved yet: the date would be wrong
+    await expect(next_digest).to_be_hidden()
+    await page.keyboard.press("Escape")
+
+    # A known instant (Copenhagen winter time, +01:00), in French.
+    async def known(route: Any) -> None:
+        response = await route.fetch()
+        body = await response.json()
+        body["notifications"] = {"email_enabled": True, "frequency": "weekly",
+                                 "next_digest_at": "2026-12-07T10:00:00+01:00"}
+        await route.fulfill(response=response, json=body)
+
+    await page.route(DETAILS, known)
+    await page.select_option("#lang", "fr")
+    await row(page, "Ærø Bryggeri").locator(".dots").click()
+    await page.click('#row-menu [data-action="details"]')
+    await expect(next_digest).to_have_text("Prochain e-mail : lundi 7 décembre 2026 à 10:00.")
+    await shot(page, "details-next-digest-fr")
+    await page.keyboard.press("Escape")
+    await page.unroute(DETAILS)

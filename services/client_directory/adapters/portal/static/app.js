@@ -599,7 +599,20 @@
     $("email-enabled").checked = details.notifications.email_enabled;
     $("frequency").value = details.notifications.frequency;
     $("frequency").disabled = !details.notifications.email_enabled;
+    renderNextDigest();
     openDialog($("details-dialog"), () => rowButton(item.client_id, ".dots"));
+  }
+
+  // When the next digest goes out (the API's next_digest_at, by the notifier's schedule), in
+  // the firm's time: "Next email: Monday, 7 December 2026 at 10:00." Only while it is true:
+  // hidden when email is off and once the box or the frequency is changed before saving.
+  function renderNextDigest() {
+    const node = $("next-digest");
+    const saved = detailsOf?.notifications;
+    const unchanged = saved && $("email-enabled").checked === saved.email_enabled && $("frequency").value === saved.frequency;
+    const when = unchanged && saved.email_enabled ? saved.next_digest_at : null;
+    node.hidden = !when;
+    node.textContent = when ? t("next_digest", { when: FORMATS.date(lang, when, { time: true, weekday: true }) }) : "";
   }
 
   async function saveDetails(event) {
@@ -830,7 +843,9 @@
     $("details-form").addEventListener("submit", saveDetails);
     $("email-enabled").addEventListener("change", () => {
       $("frequency").disabled = !$("email-enabled").checked;
+      renderNextDigest();
     });
+    $("frequency").addEventListener("change", renderNextDigest);
     $("notify-form").addEventListener("submit", sendReminder);
     $("notify-form").addEventListener("change", () => {
       $("send-reminder").disabled = checkedTasks().length === 0;

@@ -356,7 +356,9 @@ async def test_notify_accountants_sends_an_email_that_the_dev_mail_view_shows(
     await page.click("#save-details")
     await expect(dialog).to_be_hidden()
     details = await stack.api.get(f"/v1/clients/{client_id}", headers=auth(firm.admin, firm.id, "admin"))
-    assert details.json()["notifications"] == {"email_enabled": True, "frequency": "monthly"}
+    notifications = details.json()["notifications"]
+    assert (notifications["email_enabled"], notifications["frequency"]) == (True, "monthly")
+    assert notifications["next_digest_at"]  # the first Monday 10:00 after the choice
 
     # Notify accountants: tasks and a comment; the one accountant assigned gets the email.
     await row(page, "Société Générale").locator(".dots").click()

@@ -1,4 +1,4 @@
-// The Clients page: talks only to the public API (DESIGN.md 2.2) with the member's bearer
+// The Clients page: talks only to the public API (docs/CONTRACT.md) with the member's bearer
 // token, plus /dev/* for the member picker when the service runs in dev mode.
 // Every name from the API is inserted as text (never as HTML).
 "use strict";

@@ -23,7 +23,8 @@ from deploy.localbroker import start_broker, wait_for_port
 from deploy.smtp_sink import start_sink
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+# LOCAL_VAR_DIR: another folder for the stores, mail, secret and broker log (tests of this module).
+VAR = Path(os.environ.get("LOCAL_VAR_DIR") or ROOT / "var")
 BROKER_PORT = int(os.environ.get("LOCAL_KAFKA_PORT", "9092"))
 SMTP_PORT = int(os.environ.get("LOCAL_SMTP_PORT", "1025"))
 
@@ -65,11 +66,16 @@ def pipe(prefix: str, stream: object) -> None:
         sys.stdout.flush()
 
 
+def interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the stack in order, as Ctrl-C does
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, interrupted)
     VAR.mkdir(exist_ok=True)
     say(f"starting the Kafka-compatible broker (Tansu) on 127.0.0.1:{BROKER_PORT}")
     try:
-        broker = start_broker(port=BROKER_PORT, log=VAR / "broker.log")
+        broker = start_broker(port=BROKER_PORT, log=VAR / "broker.log", own_session=True)
     except Exception as error:
         say(f"the broker did not start: {error} (is port {BROKER_PORT} taken? see var/broker.log)")
         return 1
@@ -87,14 +93,22 @@ def main() -> int:
         "PORTAL_JWT_SECRET": local_secret(),
         "PORTAL_DEV_MODE": "true",
         "PYTHONUNBUFFERED": "1",
+        # Their output comes through a pipe (below): readable lines when ours is a terminal.
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT") or ("text" if sys.stdout.isatty() else "json"),
     }
+    # Go to client and the emails' links open the platform's pages there: in dev mode, the
+    # client directory's stand-in (adapters/portal/dev_account.py). One base for both services.
+    env.setdefault("PORTAL_DEV_MAIL_DIR", str(VAR / "mail"))  # where the sink below writes
+    env.setdefault("PORTAL_BASE_URL", f"http://127.0.0.1:{env.get('CLIENT_DIRECTORY_HTTP_PORT', '8000')}")
     for name in ("client_directory.db", "notifier.db"):
         forget_broker_positions(VAR / name)
     processes: dict[str, subprocess.Popen[bytes]] = {}
     for name in ("client_directory", "notifier"):
+        # Own session (as the broker's): Ctrl-C reaches only this process, which stops the
+        # services first and the broker last, so a clean stop logs no refused connection.
         processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )
         threading.Thread(target=pipe, args=(name, processes[name].stdout), daemon=True).start()
 
@@ -117,6 +131,8 @@ def main() -> int:
         say(f"start-up failed: {error}")
         return 1
     finally:
+        # A second Ctrl-C while stopping must not leave the broker behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for process in processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
@@ -125,8 +141,9 @@ def main() -> int:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
         controller.stop()
-        broker.stop()
+        broker.stop()  # last: the services' consumers are gone, nothing reconnects to it
         say("stopped")
 
 

@@ -101,7 +101,9 @@ def _copied(resource: importlib.resources.abc.Traversable, dest: Path) -> str:
 
 
 def start_broker(port: int | None = None, log: IO[bytes] | Path | None = None,
-                 partitions: int = 3) -> LocalBroker:
+                 partitions: int = 3, own_session: bool = False) -> LocalBroker:
+    """A fresh broker with every topic. `own_session`: out of the caller's process group, so a
+    terminal's Ctrl-C does not stop it before the services that use it (deploy/local.py)."""
     port = port or free_port()
     binary = broker_binary()
     url = f"tcp://127.0.0.1:{port}"
@@ -113,6 +115,7 @@ def start_broker(port: int | None = None, log: IO[bytes] | Path | None = None,
     process = subprocess.Popen(
         [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
         stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        start_new_session=own_session,
     )
     wait_for_port(port, process=process)
     broker = LocalBroker(port, process)

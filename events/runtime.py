@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
@@ -270,8 +271,15 @@ def starting_app(service: str, waiting: dict[str, str]) -> FastAPI:
 def run_service(service: str, build: Callable[[], tuple[FastAPI, Runtime]], host: str, port: int,
                 store: StoreUrl | None = None) -> int:
     """`serve`: the entry point of both services, until Ctrl-C or SIGTERM."""
-    with contextlib.suppress(KeyboardInterrupt):
-        run(serve_when_ready(service, build, host, port, store=store))
+    # SIGTERM stops as Ctrl-C does: uvicorn stops serving, then re-raises the signal it caught,
+    # which must reach asyncio's SIGINT handling (runtime.stop(): consumers, then leadership),
+    # not Python's default action, which ended the process before it stopped anything.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run(serve_when_ready(service, build, host, port, store=store))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -22,7 +22,7 @@ from services.client_directory.projections.text import fold
 log = logging.getLogger(__name__)
 # A search with at most this many matches store-wide reads them from the trigram index (then
 # each row by rowid); one with more walks the tab's index range, where matches are frequent.
-HITS = 1000
+HITS = 500
 
 
 @functools.cache
@@ -120,7 +120,10 @@ class SQLiteClientsSQL(ClientsSQL):
 
     def matches(self, search: Search, view: View) -> None:
         if search.hits is None:
-            super().matches(search, view)
+            # search_key is folded already: a plain substring test (instr), not LIKE's
+            # case-insensitive matching with its escapes.
+            view.terms.append("instr(c.search_key, ?) > 0")
+            view.params.append(fold(search.q))
             return
         # The hits drive the join (CROSS JOIN keeps them outermost): a row looked up per hit.
         view.sources = view.sources.replace("FROM cd_assignments a JOIN cd_clients c",

@@ -84,7 +84,8 @@ class Model:
         self.reminders: list[Reminder] = []
         self._open: dict[tuple[str, str], list[Reminder]] = {}
         self.unsure_reminders: dict[tuple[str, str], int] = {}  # (partner, client) -> answers lost
-        self.unsure: list[str] = []  # commands whose outcome stayed unknown (the check skips them)
+        self.unsure: list[str] = []  # commands whose outcome stayed unknown after 120 s of retries
+        self.unsure_clients: set[tuple[str, str]] = set()  # their clients: the tab check skips them
         self.rejected = 0
         self.first: datetime | None = None
 
@@ -170,6 +171,7 @@ class Model:
                 self.unsure_reminders[key] = self.unsure_reminders.get(key, 0) + 1
             else:
                 self.unsure.append(f"{op['op']} {client_id} (seq {op['seq']})")
+                self.unsure_clients.add((f, client_id))
             return
         if op["outcome"] != "ok":
             return  # refused: nothing happened

@@ -12,7 +12,9 @@ Reads, without Docker or a cluster (one module per target under ``deploy/checks/
   ``kubernetes-validate`` (strict), then cross-checked: images, entry points, environment,
   probes, ports, resources, replicas versus partitions, PDBs, HPAs, Services, the topic Job
   and the kustomization;
-- the topic list of ``deploy/provision_topics.py`` against ``docs/ARCHITECTURE.md``.
+- the topic list of ``deploy/provision_topics.py`` against ``docs/ARCHITECTURE.md``;
+- ``deploy/observability``: alert rules (promtool when installed, else a PromQL parser),
+  dashboards, runbook links, and every metric they name against what /metrics exposes.
 
 The variable names come from each service's configuration reader
 (``services.<name>.config.Settings.variables()``), not from a list here.
@@ -31,6 +33,7 @@ from deploy.checks.common import KUBERNETES_VERSION, Context, Result, interpolat
 from deploy.checks.compose import check_compose
 from deploy.checks.dockerfile import check_dockerfile
 from deploy.checks.kubernetes import check_kubernetes
+from deploy.checks.observability import check_observability
 from deploy.checks.project import check_project, check_topics
 from deploy.checks.variables import known_variables
 
@@ -46,6 +49,7 @@ def run_check(root: Path, kubernetes_version: str = KUBERNETES_VERSION) -> Resul
     check_dockerfile(ctx)  # before compose and Kubernetes: they read its default CMD
     check_compose(ctx)  # before Kubernetes: it learns the application image and topic settings
     check_kubernetes(ctx)
+    check_observability(ctx)  # rules, dashboards and their ConfigMaps, against /metrics
     return ctx.result
 
 

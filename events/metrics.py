@@ -27,6 +27,11 @@ CONSUMER_LAG = Gauge(
 PROJECTION_LAG = Gauge(
     "portal_projection_lag_events", "Event-store notifications not yet applied", ["service", "follower"]
 )
+OUTBOX_PENDING = Gauge(
+    "portal_outbox_pending_messages",
+    "Outbox messages the relay found waiting in its last pass (up to a batch); 0 once caught up",
+    ["service"],
+)
 OUTBOX_PUBLISHED = Counter(
     "portal_outbox_published_total", "Events relayed from the outbox to Kafka", ["service", "topic"]
 )

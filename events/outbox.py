@@ -21,7 +21,7 @@ from eventsourcing.utils import get_topic
 from contracts.envelope import CloudEvent
 from events import tracing
 from events.follower import LogFollower
-from events.metrics import OUTBOX_PUBLISHED
+from events.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
 from events.store import EventStoreApplication
 
 log = logging.getLogger("events.outbox")
@@ -81,6 +81,8 @@ class OutboxRelay(LogFollower):
         super().__init__(app)
         self.broker = broker
         self.loop = loop
+        self._pending = OUTBOX_PENDING.labels(app.name)
+        self._pending.set(0)  # exposed from the start: the backlog alert reads it
 
     def position(self) -> int:
         return self.app.tracked(self.name) or 0
@@ -91,8 +93,12 @@ class OutboxRelay(LogFollower):
     def process(self, notifications: Sequence[Notification], last_id: int) -> None:
         # Followers run in a worker thread; publishing happens on the broker's event loop.
         assert self.loop is not None, "the relay needs the event loop its broker runs on"
+        # Stays up while publishing fails (the runner retries the batch): what the alert sees.
+        self._pending.set(len(notifications))
         asyncio.run_coroutine_threadsafe(self.publish(notifications), self.loop).result(timeout=60)
         self.app.record(tracking=Tracking(self.name, last_id))
+        if len(notifications) < self.batch_size:
+            self._pending.set(0)  # a short batch: nothing more was waiting
 
     async def publish(self, notifications: Sequence[Notification]) -> None:
         futures = []

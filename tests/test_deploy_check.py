@@ -36,7 +36,8 @@ def copy_topology(destination: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "deploy", destination / "deploy", ignore=ignore)
     (destination / "docs").mkdir()
-    shutil.copy2(ROOT / "docs" / "ARCHITECTURE.md", destination / "docs" / "ARCHITECTURE.md")
+    for doc in ("ARCHITECTURE.md", "RUNBOOK.md"):  # the topics; the alerts' runbook sections
+        shutil.copy2(ROOT / "docs" / doc, destination / "docs" / doc)
     for name in ("pyproject.toml", "constraints.txt", ".dockerignore"):
         shutil.copy2(ROOT / name, destination / name)
     for package in ("contracts", "events"):

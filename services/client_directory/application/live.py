@@ -62,7 +62,9 @@ class LiveTabs:
         self.subscribers: dict[tuple[str, str], list[Subscription]] = {}
         self._owners: dict[uuid.UUID, tuple[str, str | None]] = {}  # aggregate -> (firm, client)
         self._task: asyncio.Task[None] | None = None
-        self.position = 0
+        # Where the poller is; set by the first stream's first event, so that nothing between
+        # what that stream was told and where the poller starts is missed.
+        self.position: int | None = None
 
     # --- connections ----------------------------------------------------------------------------
 
@@ -88,6 +90,8 @@ class LiveTabs:
         """What a new stream says first: the current tabs, and with `last_event_id` the clients
         changed since (None when it missed nothing). Blocking: run it off the event loop."""
         position = self.projection.position()
+        if self.position is None:
+            self.position = position
         if last_event_id is not None and last_event_id >= position:
             subscription.last_tabs = self._tabs(subscription.caller)
             return None
@@ -97,16 +101,21 @@ class LiveTabs:
     # --- the poller -----------------------------------------------------------------------------
 
     async def _poll(self) -> None:
-        self.position = await asyncio.to_thread(self.projection.position)
-        while self.subscribers:
-            await asyncio.sleep(self.interval)
-            try:
-                position = await asyncio.to_thread(self.projection.position)
-                if position > self.position:
-                    await asyncio.to_thread(self._fan_out, self.position, position)
-                    self.position = position
-            except Exception:
-                log.exception("live tabs: reading the changes failed; trying again")
+        try:
+            while self.subscribers:
+                await asyncio.sleep(self.interval)
+                start = self.position
+                if start is None:
+                    continue  # the first stream has not been told anything yet
+                try:
+                    position = await asyncio.to_thread(self.projection.position)
+                    if position > start:
+                        await asyncio.to_thread(self._fan_out, start, position)
+                        self.position = position
+                except Exception:
+                    log.exception("live tabs: reading the changes failed; trying again")
+        finally:
+            self.position = None  # the next poller starts from its first stream's position
 
     def _fan_out(self, start: int, end: int) -> None:
         changes = self.changes(start, end)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,9 +27,34 @@ from events.envelope import InboundRecord, InvalidRecord, parse_record
 from events.inbox import InboxSink
 from events.store import EventStoreApplication
 
-console = Console()
+# Piped or redirected, rich would wrap lines at 80 columns: text is never wrapped, and tables
+# become tab-separated lines (print_rows).
+console = Console(soft_wrap=True)
 # Progress goes to stderr, so `--json` output on stdout stays parseable.
 progress_console = Console(stderr=True)
+
+
+def print_rows(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]],
+               styles: Sequence[str | None] | None = None) -> None:
+    """A table: drawn by rich on a terminal; otherwise plain lines for grep, cut and awk: `# title`,
+    the column names, then one line per row, cells separated by tabs, never truncated or
+    wrapped (a tab or line break inside a cell is written as a space or `\\n`)."""
+    rows = [list(row) for row in rows]
+    if not console.is_terminal:
+        lines = [f"# {_one_line(title)}", "\t".join(columns)]
+        lines += ["\t".join(_one_line(cell) for cell in row) for row in rows]
+        print("\n".join(lines), flush=True)
+        return
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for index, row in enumerate(rows):
+        table.add_row(*row, style=styles[index] if styles else None)
+    console.print(table)
+
+
+def _one_line(cell: str) -> str:
+    return str(cell).replace("\t", " ").replace("\r", "").replace("\n", "\\n")
 
 
 @dataclass(frozen=True)
@@ -229,17 +254,15 @@ def run_command(args: argparse.Namespace, app: EventStoreApplication, sink: Inbo
     if args.command == "dlq":
         if args.action == "list":
             letters = dead_letters(kafka, args.topic)
-            table = Table(title=f"{dlq_topic(args.topic)}: {len(letters)} dead letters")
-            for column in ("partition", "offset", "from", "key", "error", "message"):
-                table.add_column(column)
-            for letter in letters:
-                origin = (f"{letter.header('kafka_dlt-original-partition')}@"
-                          f"{letter.header('kafka_dlt-original-offset')}")
-                table.add_row(str(letter.partition), str(letter.offset), origin,
-                              (letter.key or b"").decode("utf-8", "replace"),
-                              letter.header("kafka_dlt-exception-fqcn"),
-                              letter.header("kafka_dlt-exception-message")[:120])
-            console.print(table)
+            print_rows(f"{dlq_topic(args.topic)}: {len(letters)} dead letters",
+                       ("partition", "offset", "from", "key", "error", "message"),
+                       ([str(letter.partition), str(letter.offset),
+                         f"{letter.header('kafka_dlt-original-partition')}@"
+                         f"{letter.header('kafka_dlt-original-offset')}",
+                         (letter.key or b"").decode("utf-8", "replace"), letter.header("kafka_dlt-exception-fqcn"),
+                         # A terminal's table shows the start of the message; a pipe gets all of it.
+                         letter.header("kafka_dlt-exception-message")[:120 if console.is_terminal else None]]
+                        for letter in letters))
             return 0
         if args.action == "show":
             for letter in dead_letters(kafka, args.topic):
@@ -263,13 +286,9 @@ def run_command(args: argparse.Namespace, app: EventStoreApplication, sink: Inbo
 
 
 def print_history(rows: Sequence[dict[str, Any]], title: str) -> None:
-    table = Table(title=title)
-    for column in ("at", "type", "outcome", "reason", "position", "id"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        style = "red" if row["outcome"] == "rejected" else None
-        table.add_row(row["at"], row["type"], row["outcome"], row["reason"], row["position"], row["id"], style=style)
-    console.print(table)
+    print_rows(title, ("at", "type", "outcome", "reason", "position", "id"),
+               ([row["at"], row["type"], row["outcome"], row["reason"], row["position"], row["id"]] for row in rows),
+               ["red" if row["outcome"] == "rejected" else None for row in rows])
 
 
 def as_json(rows: Sequence[dict[str, Any]]) -> str:
@@ -298,12 +317,8 @@ def _plain(value: Any) -> str:
 
 
 def print_aggregate(rows: Sequence[dict[str, str]], title: str) -> None:
-    table = Table(title=title)
-    for column in ("version", "at", "event", "fields"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(row["version"], row["at"], row["event"], row["fields"])
-    console.print(table)
+    print_rows(title, ("version", "at", "event", "fields"),
+               ([row["version"], row["at"], row["event"], row["fields"]] for row in rows))
 
 
 def scan(app: EventStoreApplication, topics: Sequence[str], *, containing: str | None = None,

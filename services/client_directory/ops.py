@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-from rich.table import Table
-
-from events.ops import aggregate_history, console, inbox_history, print_history
+from events.ops import aggregate_history, console, inbox_history, print_aggregate, print_history
 from services.client_directory.application.directory import ClientDirectory
 from services.client_directory.domain.model import client_key, figures_key, member_key
 
@@ -30,12 +28,7 @@ def show(directory: ClientDirectory, *, client: str | None, member: str | None, 
             stored[f"{firm}/{rows[0]['event'].split('.')[0]}"] = rows
             if as_json:
                 continue
-            table = Table(title=f"{firm} / {subject}: {rows[0]['event'].split('.')[0]} ({len(rows)} events)")
-            for column in ("version", "at", "event", "fields"):
-                table.add_column(column, overflow="fold")
-            for row in rows:
-                table.add_row(row["version"], row["at"], row["event"], row["fields"])
-            console.print(table)
+            print_aggregate(rows, f"{firm} / {subject}: {rows[0]['event'].split('.')[0]} ({len(rows)} events)")
     if as_json:
         print(json.dumps({"stored_events": stored, "inbound_events": received}, indent=2, ensure_ascii=False))
     else:

@@ -10,9 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from uuid import UUID
 
-from rich.table import Table
-
-from events.ops import aggregate_history, console, inbox_history, print_aggregate, print_history, scan
+from events.ops import aggregate_history, console, inbox_history, print_aggregate, print_history, print_rows, scan
 from services.notifier.application.notifier import Notifier
 from services.notifier.domain.model import Delivery, Preference, Reminder, client_key, member_key
 
@@ -150,22 +148,19 @@ def deliveries(notifier: Notifier, *, client: str | None, user: str | None, part
         console.print(f"no email was ever made for {about}" + (f" in {partner}" if partner else ""))
     else:
         counts = {state: sum(r.state == state for r in rows) for state in ("sent", "failed", "deferred", "due")}
-        table = Table(title=f"emails for {about}: {len(rows)} "
-                      f"({', '.join(f'{n} {state}' for state, n in counts.items() if n)})")
-        for column in ("due at", "kind", "recipient", "clients", "state", "attempts", "outcome", "updated",
-                       "message id"):
-            table.add_column(column, overflow="fold")
-        for r in rows:
-            outcome = r.outcome + (f" (retry at {r.retry_at})" if r.state == "deferred" and r.retry_at else "")
-            table.add_row(r.due_at, r.kind, f"{r.recipient} [{r.user_id}]", ", ".join(r.client_ids), r.state,
-                          str(r.attempts), outcome, r.updated_at, r.message_id, style=STATE_STYLES.get(r.state))
-        console.print(table)
+        print_rows(f"emails for {about}: {len(rows)} "
+                   f"({', '.join(f'{n} {state}' for state, n in counts.items() if n)})",
+                   ("due at", "kind", "recipient", "clients", "state", "attempts", "outcome", "updated",
+                    "message id"),
+                   ([r.due_at, r.kind, f"{r.recipient} [{r.user_id}]", ", ".join(r.client_ids), r.state,
+                     str(r.attempts),
+                     r.outcome + (f" (retry at {r.retry_at})" if r.state == "deferred" and r.retry_at else ""),
+                     r.updated_at, r.message_id] for r in rows),
+                   [STATE_STYLES.get(r.state) for r in rows])
     if reminders:
-        table = Table(title=f"reminders for {about}")
-        for column in ("requested at", "reminder", "client", "by", "tasks", "state", "recipients", "reason"):
-            table.add_column(column, overflow="fold")
-        for m in reminders:
-            table.add_row(m.requested_at, m.reminder_id, m.client_id, m.requested_by, ", ".join(m.tasks), m.state,
-                          ", ".join(m.recipients), m.reason, style="red" if m.state == "dropped" else None)
-        console.print(table)
+        print_rows(f"reminders for {about}",
+                   ("requested at", "reminder", "client", "by", "tasks", "state", "recipients", "reason"),
+                   ([m.requested_at, m.reminder_id, m.client_id, m.requested_by, ", ".join(m.tasks), m.state,
+                     ", ".join(m.recipients), m.reason] for m in reminders),
+                   ["red" if m.state == "dropped" else None for m in reminders])
     return 0

@@ -5,7 +5,7 @@ into docs/BENCHMARKS.md. Asserts nothing about time.
     python -m tests.bench --smoke         # tiny sizes: the harness works (tests/test_bench_smoke.py)
     python -m tests.bench --only 1,3      # some benchmarks (1 ingest, 2 rebuild, 3 queries,
                                           # 4 freshness, 5 digest; 6 memory comes with any;
-                                          # 7 CSV export comes with 3)
+                                          # 7 CSV export comes with 3; 8 tracing off)
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness, measures nothing")
-    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated benchmark numbers (default: all)")
+    parser.add_argument("--only", default="1,2,3,4,5,8", help="comma-separated benchmark numbers (default: all)")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "BENCHMARKS.md",
                         help="the Markdown file whose results block is replaced")
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, sizes: Sizes, only: set[int], kinds: list[str], stores: Stores, folder: Path,
         report: Report, memory: dict[str, float]) -> None:
-    for section in (1, 2, 4, 5):
+    for section in (1, 2, 4, 5, 8):
         if section in only or (section == 2 and 3 in only):
             try:
                 run_section(section, sizes, only, kinds, stores, folder, report, memory)
@@ -138,6 +138,11 @@ def run_section(section: int, sizes: Sizes, only: set[int], kinds: list[str], st
 
         print("5 digest", flush=True)
         bench_digest(report, stores.new("sqlite", "notifier"), folder, memory, sizes.digest_recipients)
+    if section == 8:
+        from tests.bench.tracing_cost import bench_tracing
+
+        print("8 tracing off", flush=True)
+        bench_tracing(report, 1_000 if sizes == Sizes.smoke() else 20_000)
 
 
 def render(report: Report, sizes: Sizes, command: str, at_start: str, at_end: str, seconds: float,

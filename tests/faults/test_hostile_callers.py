@@ -111,7 +111,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_no_operation_answers_a_5xx_or_reveals_another_firm(api: Any) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", api)
     every = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
-    operations = [op for op in every if op.path not in ("/readyz", "/metrics", "/healthz")]
+    # /v1/stream answers an endless event stream, which a client reading whole responses never
+    # finishes: its refusals are tested in tests/integration/test_client_directory_issue18.py.
+    operations = [op for op in every if op.path not in ("/readyz", "/metrics", "/healthz", "/v1/stream")]
     statuses: Counter[str] = Counter()
 
     for operation in operations:

@@ -257,3 +257,14 @@ async def test_streams_per_member_are_bounded_and_resume_from_last_event_id(
 async def _mine(api: httpx.AsyncClient, f: str, n: int) -> bool:
     page = (await api.get("/v1/clients", params={"tab": "mine"}, headers=auth("chloe", f, "accountant"))).json()
     return len(page["items"]) == n
+
+
+async def test_a_stream_ends_when_its_token_expires(service: Service, producer: KafkaProducer) -> None:
+    _, api = service
+    f = firm()
+    await seed(producer, api, f, clients=1)
+    started = time.monotonic()
+    async with api.stream("GET", f"/v1/stream?access_token={token('ada', f, 'admin', expires_in=2)}") as response:
+        assert response.status_code == 200
+        body = await asyncio.wait_for(response.aread(), timeout=10)  # the server ends it
+    assert b"event: tabs" in body and 0.5 < time.monotonic() - started < 10

@@ -9,18 +9,31 @@ the page should pass a short-lived token, and no other route accepts one there.
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import jwt
 from fastapi import APIRouter, Header, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
+from services.client_directory.adapters.auth import bearer_token
 from services.client_directory.adapters.http.deps import ContextDep, current
 from services.client_directory.adapters.http.problems import ERRORS
 from services.client_directory.application.live import LiveTabs, Subscription, TooManyStreams
 
 router = APIRouter(tags=["live"], responses=ERRORS)
 KEEPALIVE_S = 15.0  # a comment line now and then keeps proxies from closing an idle stream
+# A stream ends when its token expires (the role is re-read on every event, but a token must not
+# outlive its `exp` by holding a connection open), and after an hour at most: EventSource
+# reconnects by itself with Last-Event-ID, which checks the token and the member again.
+MAX_STREAM_S = 3600.0
+
+
+def ends_at(authorization: str | None) -> float:
+    """When the stream must end: the verified token's `exp`, or an hour from now if sooner."""
+    claims = jwt.decode(bearer_token(authorization), options={"verify_signature": False})
+    return min(float(claims["exp"]), time.time() + MAX_STREAM_S)
 
 
 def frame(event: dict[str, Any]) -> bytes:
@@ -39,6 +52,7 @@ async def stream(
     if authorization is None and access_token is not None:
         authorization = f"Bearer {access_token}"
     who = await asyncio.to_thread(current, context.queries, context.verifier(authorization))
+    deadline = ends_at(authorization)  # the token is verified: its claims can be read
     live = context.live
     assert live is not None, "bootstrap builds the live tabs"
     try:
@@ -50,16 +64,17 @@ async def stream(
     except BaseException:
         live.unsubscribe(subscription)
         raise
-    return StreamingResponse(events(live, subscription, first), media_type="text/event-stream",
+    return StreamingResponse(events(live, subscription, first, deadline), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-async def events(live: LiveTabs, subscription: Subscription, first: dict[str, Any] | None) -> AsyncIterator[bytes]:
+async def events(live: LiveTabs, subscription: Subscription, first: dict[str, Any] | None,
+                 deadline: float) -> AsyncIterator[bytes]:
     try:
         yield b"retry: 2000\n\n" + (frame(first) if first is not None else b"")
-        while True:
+        while (left := deadline - time.time()) > 0:
             try:
-                event = await asyncio.wait_for(subscription.queue.get(), timeout=KEEPALIVE_S)
+                event = await asyncio.wait_for(subscription.queue.get(), timeout=min(KEEPALIVE_S, left))
             except TimeoutError:
                 yield b": keep-alive\n\n"
                 continue

@@ -41,9 +41,10 @@ CONSUMED_TOPICS: tuple[str, ...] = (
     "platform.client-metrics",
     "portal.notifications",
     "portal.client-directory",
+    "portal.notification-deliveries",  # the client directory's reminder history
 )
 #: Topics only produced by the services (read by on-call and other teams).
-PRODUCED_ONLY_TOPICS: tuple[str, ...] = ("portal.notification-deliveries",)
+PRODUCED_ONLY_TOPICS: tuple[str, ...] = ()
 DLQ_SUFFIX = ".dlq"
 
 CLIENT_ID = "partner-portal-provision-topics"

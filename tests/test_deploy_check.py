@@ -419,7 +419,7 @@ def test_every_consumed_topic_gets_a_dead_letter_topic() -> None:
     assert len(topics) == len(set(topics))
     for topic in provision_topics.CONSUMED_TOPICS:
         assert f"{topic}.dlq" in topics
-    assert "portal.notification-deliveries.dlq" not in topics
+    assert "portal.notification-deliveries.dlq" in topics  # consumed for the reminder history
 
 
 def test_secured_kafka_settings_are_complete() -> None:
@@ -484,7 +484,7 @@ def test_provisioning_creates_every_topic_once(
     argv = ["--bootstrap-servers", tansu, "--replication-factor", "1", "--wait-seconds", "30"]
     assert provision_topics.main(argv, env={}) == 0
     first = capsys.readouterr().out
-    assert first.splitlines()[-1].endswith("11 created, 0 existed, 0 warnings, 0 errors"), first
+    assert first.splitlines()[-1].endswith("12 created, 0 existed, 0 warnings, 0 errors"), first
 
     admin = KafkaAdminClient(bootstrap_servers=tansu, client_id="test-deploy-check")
     try:
@@ -499,7 +499,7 @@ def test_provisioning_creates_every_topic_once(
 
     assert provision_topics.main(argv, env={}) == 0  # idempotent
     second = capsys.readouterr().out
-    assert second.splitlines()[-1].endswith("0 created, 11 existed, 0 warnings, 0 errors")
+    assert second.splitlines()[-1].endswith("0 created, 12 existed, 0 warnings, 0 errors")
 
 
 @pytest.mark.integration

@@ -91,6 +91,8 @@ async def test_4xx_a_few_times_then_accepted_is_delivered_once(world: World) -> 
     sent = published(world, "notification.email_sent.v1")
     assert sorted(e.data["user_id"] for e in sent) == sorted(USERS)
     assert {e.data["message_id"] for e in sent} == {d.message_id for d in world.deliveries()}
+    # A reminder's outcome names its reminder (the client directory's history settles by it).
+    assert {e.data["reminder_id"] for e in sent} == {d.content["reminder_id"] for d in world.deliveries()}
 
 
 async def test_550_is_a_recorded_permanent_failure_and_is_published(world: World) -> None:
@@ -104,6 +106,7 @@ async def test_550_is_a_recorded_permanent_failure_and_is_published(world: World
     assert (failed.data["user_id"], failed.data["code"], failed.data["kind"]) == ("bo", 550, "reminder")
     assert "No such user" in failed.data["reason"]
     assert failed.data["client_ids"] == ["acme"]
+    assert failed.data["reminder_id"]
     assert len(handler.messages) == 3  # tried once, never again
 
 

@@ -268,7 +268,7 @@ class MailSender:
             id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{type_}/{delivery.message_id}")), source=SOURCE, type=type_,
             subject=delivery.user_id, partnerid=delivery.partner_id, time=now,
             data={"message_id": delivery.message_id, "kind": delivery.kind, "user_id": delivery.user_id,
-                  "client_ids": delivery.client_ids, **data},
+                  "client_ids": delivery.client_ids, **_reminder_of(delivery), **data},
         )
         return report, [OutboundMessage.of(Topic.NOTIFICATION_DELIVERIES.value, event_)]
 
@@ -411,3 +411,9 @@ def _discard(future: asyncio.Future[Any]) -> None:
             future.exception()
     else:
         future.cancel()
+
+
+def _reminder_of(delivery: Delivery) -> dict[str, Any]:
+    """A reminder's outcome names its reminder, so the client directory's history can settle it."""
+    reminder_id = delivery.content.get("reminder_id") if delivery.kind == "reminder" else None
+    return {"reminder_id": reminder_id} if reminder_id else {}

@@ -55,10 +55,15 @@ class _Refused(Exception):
         self.status, self.reason = status, reason
 
 
+TITLES = {400: "Bad Request", 401: "Unauthorized", 408: "Request Timeout", 413: "Content Too Large"}
+
+
 async def _answer(send: Send, status: int, reason: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"detail": reason}).encode()
+    """An RFC 9457 problem, as the API answers its own errors."""
+    body = json.dumps({"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status,
+                       "detail": reason}).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
 

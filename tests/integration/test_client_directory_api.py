@@ -165,7 +165,7 @@ async def test_each_role_sees_exactly_its_tabs_and_clients(service: Service, pro
         "client_id": "connected-mine", "name": "Connected mine", "status": "connected", "missing_receipts": 4,
         "ready_to_export": 2, "wallet_balance": {"amount": "1234.50", "currency": "EUR"},
         "accountants": [{"user_id": "chloe", "name": "Chloé Comptable"}],
-        "notifications": {"email_enabled": False, "frequency": "weekly"},
+        "notifications": {"email_enabled": False, "frequency": "weekly", "next_digest_at": None},
     }
     go = (await api.get("/v1/clients/connected-mine/go", headers=caller("chloe", f))).json()
     assert go == {"url": "https://portal.test/clients/connected-mine/account"}
@@ -266,7 +266,8 @@ async def test_every_command_answers_with_its_result_reads_it_back_and_publishes
                             json={"email_enabled": True, "frequency": "daily"})
     assert setting.status_code == 200 and setting.json() == {"email_enabled": True, "frequency": "daily"}
     details = (await api.get("/v1/clients/c1", headers=chloe)).json()
-    assert details["notifications"] == {"email_enabled": True, "frequency": "daily"}
+    assert details["notifications"] == {**setting.json(), "next_digest_at": details["notifications"]["next_digest_at"]}
+    assert details["notifications"]["next_digest_at"]  # v1.1: when the first digest covering it goes out
 
     body = {"tasks": ["missing_receipts", "wallet_balance"], "comment": "Merci !"}
     first = await api.post("/v1/clients/c1/reminders", headers={**admin, "Idempotency-Key": "k-1"}, json=body)

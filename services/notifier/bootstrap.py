@@ -142,7 +142,9 @@ class NotifierService:
 
     @cached_property
     def schedule_loop(self) -> ScheduleLoop:
-        return ScheduleLoop(self.scheduler, self.index, self.sender.wake.set, self.clock)
+        loop = ScheduleLoop(self.scheduler, self.index, self.sender.wake.set, self.clock)
+        self.index.on_preference = loop.wake.set
+        return loop
 
     # --- Kafka -----------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -291,3 +292,17 @@ def test_a_preference_set_before_the_start_is_due_from_its_first_monday(world: W
     world.prefer(FIRM, "acme", "chloe", "weekly", at=LONG_AGO)
     assert world.scheduler.run(cph(2026, 1, 12, 9, 59, )).digests == 0
     assert world.scheduler.run(cph(2026, 1, 12)).digests == 1
+
+
+async def test_a_new_preference_wakes_the_scheduler_at_once_not_at_its_next_minute(world: World) -> None:
+    """The loop sleeps until the earliest due time it knows (at most a minute); a preference
+    set meanwhile wakes it to look again, so a first digest already due goes out at once."""
+    loop = world.service.schedule_loop
+    index = world.index
+    index.bind(asyncio.get_running_loop())
+    index.catch_up()
+    assert not loop.wake.is_set()
+    world.prefer(FIRM, "acme", "chloe", "weekly")
+    await asyncio.to_thread(index.catch_up)
+    await asyncio.sleep(0)  # the wake-up is handed to this loop from the follower's thread
+    assert loop.wake.is_set()

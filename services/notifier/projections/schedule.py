@@ -10,6 +10,7 @@ projections/sql.py, with each database's module (sqlite.py, postgres.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -80,6 +81,13 @@ class ScheduleIndex(LogFollower):
         self.read_model = read_model or ReadModel(app)
         self.sql = DIALECTS[self.read_model.kind]()
         self.read_model.write(lambda c: [c.execute(s) for s in self.sql.schema])
+        # Told when a preference changes, so a new first digest is scheduled at once rather
+        # than at the scheduler's next minute; called on the runtime's loop.
+        self.on_preference: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
 
     def position(self) -> int:
         return self.read_model.tracked(self.name) or 0
@@ -97,6 +105,9 @@ class ScheduleIndex(LogFollower):
                         sql.write(c, change)
 
         self.read_model.write_after(apply, Tracking(self.name, last_id))
+        if self.on_preference is not None and self._loop is not None and any(
+                n.topic in PREFERENCE_TOPICS for n in notifications):
+            self._loop.call_soon_threadsafe(self.on_preference)
 
     # --- queries --------------------------------------------------------------------------------
 

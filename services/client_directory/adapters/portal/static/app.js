@@ -31,6 +31,12 @@
     return FORMATS.fill(lang, text, params);
   }
 
+  // A count in a sentence: the key's `_one` or `_other` form by the language's plural rule.
+  const tn = (key, n, params = {}) => {
+    const form = `${key}_${FORMATS.plural(lang, n)}`;
+    return t(TEXTS.en[form] ? form : `${key}_other`, { n: formatCount(n), ...params });
+  };
+
   const formatCount = (n) => FORMATS.count(lang, n);
   const formatMoney = (money) => FORMATS.money(lang, money);
 
@@ -44,6 +50,7 @@
     for (const node of document.querySelectorAll("[data-i18n-label]")) {
       node.setAttribute("aria-label", t(node.dataset.i18nLabel));
     }
+    for (const node of document.querySelectorAll("[data-i18n-title]")) node.title = t(node.dataset.i18nTitle);
     $("lang").value = lang;
   }
 
@@ -105,6 +112,7 @@
     localStorage.setItem("portal.who", JSON.stringify(who || {}));
     Object.assign(session, { token, claims, who: who || {} });
     Object.assign(view, { tab: null, q: "", missing: false, sort: "name" });
+    seenAccountants.clear();
     showPage();
   }
 
@@ -112,6 +120,9 @@
     localStorage.removeItem("portal.token");
     localStorage.removeItem("portal.who");
     Object.assign(session, { token: null, claims: null, who: null });
+    stopLive(); // the stream is the previous member's
+    selection.clear();
+    seenAccountants.clear();
     list.seq += 1; // whatever is still in flight belongs to the previous member
     Object.assign(list, { tabs: [], items: [], next: null, total: null, loading: false, loaded: false, failure: null });
     showSignIn(message);
@@ -149,7 +160,7 @@
     }
   }
 
-  async function api(method, path, { body, headers = {} } = {}) {
+  async function api(method, path, { body, headers = {}, raw = false } = {}) {
     const init = { method, headers: { Accept: "application/json", Authorization: `Bearer ${session.token}`, ...headers } };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
@@ -175,6 +186,7 @@
       }
       throw new ApiError(response.status, detail);
     }
+    if (raw) return response;
     return response.status === 204 ? null : response.json();
   }
 
@@ -191,6 +203,12 @@
   // failure: what the last list request met ({append, status, offline}), shown in the list
   // area with Retry; null when it succeeded. total: the page's `total` when the API gives it.
   const list = { tabs: [], items: [], next: null, total: null, seq: 0, loading: false, loaded: false, failure: null };
+  // Admins: the client_ids ticked on the rows shown (cleared when the view changes).
+  const selection = new Set();
+  // The accountants the page has seen on any row since signing in (user_id -> name): the API
+  // has no route listing a firm's members, so these (and the signed-in admin) are whom bulk
+  // assignment offers.
+  const seenAccountants = new Map();
 
   function readHash() {
     const params = new URLSearchParams(location.hash.slice(1));
@@ -214,15 +232,29 @@
 
   // --- the list ---------------------------------------------------------------------------
 
-  async function loadPage({ append = false } = {}) {
-    const seq = ++list.seq;
-    const params = new URLSearchParams({ sort: view.sort, limit: String(PAGE_SIZE) });
+  // The view's query (tab, search, filter, sort): for the list and for the CSV export alike.
+  function viewParams() {
+    const params = new URLSearchParams({ sort: view.sort });
     if (view.tab) params.set("tab", view.tab);
     if (view.q.trim()) params.set("q", view.q.trim());
     if (view.missing) params.set("missing_receipts", "true");
+    return params;
+  }
+
+  function remember(items) {
+    for (const item of items) for (const a of item.accountants) if (a.name) seenAccountants.set(a.user_id, a.name);
+  }
+
+  async function loadPage({ append = false } = {}) {
+    const seq = ++list.seq;
+    const params = viewParams();
+    params.set("limit", String(PAGE_SIZE));
     if (append && list.next) params.set("cursor", list.next);
     list.failure = null;
-    if (!append) list.loaded = false; // the rows shown (if any) are the previous view's
+    if (!append) {
+      list.loaded = false; // the rows shown (if any) are the previous view's
+      selection.clear();
+    }
     setBusy(true);
     let page;
     try {
@@ -257,11 +289,13 @@
     }
     view.tab = page.tab;
     writeHash();
+    remember(page.items);
     list.items = append ? list.items.concat(page.items) : page.items;
     list.next = page.next_cursor;
     list.total = typeof page.total === "number" ? page.total : null;
     list.loaded = true;
     render();
+    if (live.pending) scheduleRefresh(); // a change came while this page was on its way
   }
 
   function setBusy(busy) {
@@ -303,9 +337,26 @@
     $("clients-table").hidden = empty && state !== null;
   }
 
+  const selectable = () => isAdmin() && view.tab !== "invitations";
+
   function render() {
     renderTabs();
+    // Rows are rebuilt: the focus, if it was on one (its box, its ⋯), goes back to the same place.
+    const active = document.activeElement;
+    const focusedRow = active?.closest?.("#rows tr")?.dataset.clientId;
+    const focusedPart = active?.classList?.contains("select-box") ? ".select-box" : ".dots";
+    const shownIds = new Set(list.items.map((item) => item.client_id));
+    for (const id of selection) if (!shownIds.has(id)) selection.delete(id);
+    $("clients-table").classList.toggle("selectable", selectable());
+    $("select-col").hidden = !selectable();
     $("rows").replaceChildren(...list.items.map(row));
+    if (focusedRow) rowButton(focusedRow, focusedPart)?.focus();
+    renderSelection();
+    renderFoot();
+    renderState();
+  }
+
+  function renderFoot() {
     const filtered = Boolean(view.q.trim() || view.missing);
     const shown = list.items.length > 0 && !(list.failure && !list.failure.append);
     // `total` (tab, search and filter) when the API gives it; otherwise the tab's count when
@@ -316,7 +367,6 @@
       ? t("shown", { n: formatCount(list.items.length) })
       : t("shown_of", { n: formatCount(list.items.length), total: formatCount(total) });
     $("load-more").hidden = !list.next || Boolean(list.failure);
-    renderState();
   }
 
   // The controls follow the view only when it is set from outside (a link, a sign-in), never
@@ -388,7 +438,17 @@
         }
       },
     }, "⋯"));
-    return el("tr", { dataset: { clientId: item.client_id, status: item.status } },
+    const box = selectable() && el("td", { class: "select" }, el("input", {
+      type: "checkbox", class: "select-box", checked: selection.has(item.client_id),
+      "aria-label": t("select_client", { name: item.name }),
+      onchange: (event) => {
+        if (event.currentTarget.checked) selection.add(item.client_id);
+        else selection.delete(item.client_id);
+        renderSelection();
+      },
+    }));
+    return el("tr", { dataset: { clientId: item.client_id, status: item.status }, class: selection.has(item.client_id) ? "selected" : null },
+      box,
       el("td", { class: "name" },
         el("span", { class: "client-name" }, item.name),
         item.status !== "connected" && el("span", { class: `status status-${item.status}` }, t(`status_${item.status}`))),
@@ -455,7 +515,9 @@
   }
 
   function closeMenu({ focus = false } = {}) {
+    const wasOpen = !$("row-menu").hidden;
     $("row-menu").hidden = true;
+    if (wasOpen && live.pending) scheduleRefresh();
     if (menuButton) {
       menuButton.setAttribute("aria-expanded", "false");
       if (focus && menuButton.isConnected) menuButton.focus();
@@ -475,13 +537,14 @@
 
   // --- dialogs: modal, the focus kept inside (Tab cycles), back where it came from on close --
 
-  let dialogReturn = null;
+  const dialogReturn = new Map(); // dialog -> where its focus goes back on close
 
   const rowButton = (clientId, selector) =>
     Array.from($("rows").querySelectorAll("tr")).find((tr) => tr.dataset.clientId === clientId)?.querySelector(selector);
 
   function openDialog(dialog, returnTo) {
-    dialogReturn = returnTo;
+    closeMenu();
+    dialogReturn.set(dialog, returnTo);
     dialog.showModal();
   }
 
@@ -512,11 +575,12 @@
     ($("rows").querySelector(".dots") || $(`tab-${view.tab}`) || $("search")).focus();
   }
 
-  function onDialogClose() {
-    const target = dialogReturn?.();
-    dialogReturn = null;
+  function onDialogClose(event) {
+    const target = dialogReturn.get(event.currentTarget)?.();
+    dialogReturn.delete(event.currentTarget);
     if (target?.isConnected) target.focus();
     else focusFallback();
+    if (live.pending) scheduleRefresh(); // what changed while the dialog was open
   }
 
   // --- commands ---------------------------------------------------------------------------
@@ -579,15 +643,70 @@
 
   let detailsOf = null;
 
+  // A client's reminders, newest first (GET /v1/clients/{id}/reminders); null when they could
+  // not be read (the dialogs say so and go on without them).
+  async function loadReminders(clientId) {
+    try {
+      return (await api("GET", `/v1/clients/${enc(clientId)}/reminders?limit=50`)).items;
+    } catch (error) {
+      if (error.handled) throw error;
+      return null;
+    }
+  }
+
+  // "2 hours ago" and "7 December 2026 at 10:00" (the firm's time), for one instant.
+  const ago = (when) => FORMATS.ago(lang, when) ?? t("just_now");
+  const absolute = (when) => FORMATS.date(lang, when, { time: true });
+  const personName = (person) => person?.name || t("someone_gone");
+  const taskNames = (tasks) => tasks.map((task) => t(`task_${task}`)).join(", ");
+
+  function timeNode(when, text) {
+    return el("time", { datetime: when, title: absolute(when) }, text);
+  }
+
+  function reminderNode(reminder) {
+    const when = reminder.requested_at;
+    return el("li", { class: "reminder" },
+      el("p", { class: "reminder-head" },
+        el("strong", {}, t("reminder_by", { name: personName(reminder.requested_by) })), " ",
+        timeNode(when, ago(when)), " ",
+        el("span", { class: "muted" }, t("reminder_at", { when: absolute(when) }))),
+      el("p", { class: "reminder-tasks" }, taskNames(reminder.tasks)),
+      reminder.comment && el("p", { class: "reminder-comment" }, t("reminder_comment", { comment: reminder.comment })),
+      el("ul", { class: "deliveries", "aria-label": t("delivery_to") }, ...reminder.deliveries.map((d) =>
+        el("li", { class: "delivery" },
+          el("span", { class: "delivery-name" }, personName(d)), " ",
+          el("span", { class: `delivery-status delivery-${d.status}` }, t(`delivery_${d.status}`)),
+          d.at && " ", d.at && timeNode(d.at, ago(d.at))))));
+  }
+
+  const REMINDERS_SHOWN = 3;
+
+  function renderReminders(reminders, all = false) {
+    const note = $("reminders-note");
+    const more = $("reminders-more");
+    note.hidden = reminders !== null && reminders.length > 0;
+    note.textContent = reminders === null ? t("reminders_failed") : t("reminders_none");
+    note.classList.toggle("warn", reminders === null);
+    const shown = reminders ? (all ? reminders : reminders.slice(0, REMINDERS_SHOWN)) : [];
+    $("reminder-list").replaceChildren(...shown.map(reminderNode));
+    const hiddenCount = reminders ? reminders.length - shown.length : 0;
+    more.hidden = hiddenCount === 0;
+    more.textContent = hiddenCount ? tn("reminders_more", hiddenCount) : "";
+  }
+
   async function showDetails(item) {
     let details;
+    let reminders;
     try {
-      details = await api("GET", `/v1/clients/${enc(item.client_id)}`);
+      [details, reminders] = await Promise.all([
+        api("GET", `/v1/clients/${enc(item.client_id)}`), loadReminders(item.client_id)]);
     } catch (error) {
       explain(error);
       return;
     }
-    detailsOf = details;
+    detailsOf = { ...details, reminders };
+    renderReminders(reminders);
     $("details-title").textContent = details.name;
     $("details-facts").replaceChildren(
       ...fact(t("status"), t(`status_${details.status}`)),
@@ -638,15 +757,24 @@
 
   async function showNotify(item) {
     let details;
+    let reminders;
     try {
       // Fresh figures and accountants: the row may be older than the last event.
-      details = await api("GET", `/v1/clients/${enc(item.client_id)}`);
+      [details, reminders] = await Promise.all([
+        api("GET", `/v1/clients/${enc(item.client_id)}`), loadReminders(item.client_id)]);
     } catch (error) {
       explain(error);
       return;
     }
     // One key per opened dialog: a double click or a retry after a timeout sends once.
-    notifyOf = { details, key: newKey() };
+    notifyOf = { details, reminders, key: newKey() };
+    const last = reminders?.[0];
+    const lastNode = $("notify-last");
+    lastNode.hidden = reminders !== null && !last;
+    lastNode.classList.toggle("warn", reminders === null);
+    lastNode.textContent = reminders === null ? t("reminders_failed") : last ? t("last_reminded", {
+      ago: ago(last.requested_at), name: personName(last.requested_by), when: absolute(last.requested_at),
+    }) : "";
     $("notify-title").textContent = t("notify_title", { name: details.name });
     const names = details.accountants.map((a) => a.name).join(", ");
     $("notify-recipients").textContent = names ? t("recipients", { names }) : t("no_recipients");
@@ -674,6 +802,14 @@
     const current = notifyOf;
     const tasks = checkedTasks();
     if (!current || tasks.length === 0) return;
+    // The same tasks went out in the last 24 hours: ask before sending them again.
+    const dayAgo = Date.now() - 24 * 3600 * 1000;
+    const repeat = (current.reminders || []).find((reminder) =>
+      new Date(reminder.requested_at).getTime() > dayAgo && tasks.every((task) => reminder.tasks.includes(task)));
+    if (repeat && !(await confirmAction(t("confirm_repeat", {
+      ago: ago(repeat.requested_at), name: personName(repeat.requested_by),
+    }), t("send_again")))) return;
+    if (notifyOf !== current || !$("notify-dialog").open) return;
     const button = $("send-reminder");
     button.disabled = true;
     try {
@@ -688,6 +824,229 @@
     } finally {
       button.disabled = checkedTasks().length === 0;
     }
+  }
+
+  // --- selection and bulk assignment (admins) --------------------------------------------
+
+  function renderSelection() {
+    const bar = $("select-bar");
+    bar.hidden = !selectable() || list.items.length === 0;
+    if (bar.hidden) return;
+    const n = selection.size;
+    const all = $("select-all");
+    all.checked = n > 0 && n === list.items.length;
+    all.indeterminate = n > 0 && n < list.items.length;
+    $("select-all-text").textContent = t("select_all", { n: formatCount(list.items.length) });
+    $("selected-count").textContent = n ? tn("selected", n) : "";
+    $("bulk-actions").hidden = n === 0;
+    for (const tr of $("rows").querySelectorAll("tr")) tr.classList.toggle("selected", selection.has(tr.dataset.clientId));
+  }
+
+  function selectAll(on) {
+    selection.clear();
+    if (on) for (const item of list.items) selection.add(item.client_id);
+    for (const box of $("rows").querySelectorAll(".select-box")) box.checked = on;
+    renderSelection();
+  }
+
+  let bulkOf = null;
+
+  // Whom the dialog offers: to assign, the accountants seen on the page and the admin signed in
+  // (no route lists a firm's members); to unassign, those assigned to the selected clients.
+  function bulkChoices(mode, items) {
+    const people = new Map();
+    if (mode === "assign") {
+      for (const [id, name] of seenAccountants) people.set(id, name);
+      if (!people.has(session.claims.sub)) people.set(session.claims.sub, session.who?.name || session.claims.sub);
+    } else {
+      for (const item of items) for (const a of item.accountants) people.set(a.user_id, a.name || a.user_id);
+    }
+    const collator = new Intl.Collator(FORMATS.locale(lang));
+    return Array.from(people, ([user_id, name]) => ({ user_id, name })).sort((a, b) => collator.compare(a.name, b.name));
+  }
+
+  function showBulk(mode) {
+    const items = list.items.filter((item) => selection.has(item.client_id));
+    if (items.length === 0) return;
+    const choices = bulkChoices(mode, items);
+    bulkOf = { mode, items, choices };
+    $("bulk-title").textContent = tn(`bulk_${mode}_title`, items.length);
+    const names = items.slice(0, 5).map((item) => item.name).join(", ");
+    $("bulk-clients").textContent = items.length > 5 ? `${names}, …` : names;
+    const select = $("bulk-accountant");
+    select.replaceChildren(...choices.map((c) => el("option", { value: c.user_id }, c.name)));
+    select.disabled = choices.length === 0;
+    $("bulk-hint").textContent = choices.length === 0 ? t("bulk_none_assigned")
+      : t(mode === "assign" ? "bulk_known_hint" : "bulk_unassign_hint");
+    $("bulk-hint").classList.toggle("warn", choices.length === 0);
+    $("bulk-submit").textContent = t(mode);
+    $("bulk-submit").disabled = choices.length === 0;
+    openDialog($("bulk-dialog"), () => $(mode === "assign" ? "bulk-assign" : "bulk-unassign"));
+  }
+
+  async function applyBulk(event) {
+    event.preventDefault();
+    const current = bulkOf;
+    const userId = $("bulk-accountant").value;
+    if (!current || !userId) return;
+    const name = current.choices.find((c) => c.user_id === userId)?.name || userId;
+    const ids = current.items.map((item) => item.client_id);
+    const button = $("bulk-submit");
+    button.disabled = true;
+    let result;
+    try {
+      result = await api("POST", `/v1/accountants/${enc(userId)}/clients`, {
+        body: current.mode === "assign" ? { assign: ids, unassign: [] } : { assign: [], unassign: ids },
+      });
+    } catch (error) {
+      explain(error);
+      return;
+    } finally {
+      button.disabled = false;
+    }
+    $("bulk-dialog").close();
+    const done = current.mode === "assign" ? result.assigned.length : result.unassigned.length;
+    const parts = [];
+    if (done) parts.push(tn(current.mode === "assign" ? "bulk_assigned" : "bulk_unassigned", done, { name }));
+    if (result.not_found.length) parts.push(tn("bulk_not_found", result.not_found.length));
+    toast(parts.join(" "), result.not_found.length && !done ? "error" : "info");
+    selection.clear();
+    await refreshList();
+  }
+
+  // --- export -----------------------------------------------------------------------------
+
+  // The whole filtered tab as CSV. The route needs the bearer token, so the file is fetched
+  // with the Authorization header and saved from a blob: the token never goes into a URL.
+  async function exportCsv() {
+    const button = $("export");
+    if (!view.tab || button.getAttribute("aria-busy") === "true") return;
+    const file = `clients-${view.tab}.csv`;
+    button.setAttribute("aria-busy", "true");
+    try {
+      const response = await api("GET", `/v1/clients.csv?${viewParams()}`, { raw: true, headers: { Accept: "text/csv" } });
+      const url = URL.createObjectURL(await response.blob());
+      const link = el("a", { href: url, download: file, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      toast(t("exported", { file }));
+    } catch (error) {
+      if (!error.handled) toast(t("export_failed", { detail: error.detail || String(error.message || error) }), "error");
+    } finally {
+      button.removeAttribute("aria-busy");
+    }
+  }
+
+  // --- the live page: GET /v1/stream ------------------------------------------------------
+
+  // One EventSource per signed-in member. Each `tabs` event updates the counts at once; the
+  // list is fetched again (debounced) when a client shown changed, the open tab's count moved,
+  // or the server says it cannot list them all. Never under an open dialog or menu, nor over a
+  // request of the member's: then it waits for them. EventSource reconnects by itself with
+  // Last-Event-ID; when the server refuses it (429, 401, 5xx) the page tries again later.
+  const LIVE_DELAY_MS = 300;
+  const live = { source: null, position: null, timer: null, retryTimer: null, retries: 0, pending: false };
+
+  function startLive() {
+    stopLive();
+    if (!session.token || typeof EventSource === "undefined") return;
+    // EventSource cannot send headers: the stream alone takes the token as a query parameter.
+    const source = new EventSource(`/v1/stream?access_token=${enc(session.token)}`);
+    live.source = source;
+    source.addEventListener("open", () => { live.retries = 0; });
+    source.addEventListener("tabs", (event) => {
+      if (live.source !== source) return;
+      try {
+        onLive(JSON.parse(event.data));
+      } catch {
+        // not the contract's data: ignore it, the next event says it all again
+      }
+    });
+    source.addEventListener("error", () => {
+      if (live.source !== source || source.readyState !== EventSource.CLOSED) return; // reconnecting
+      live.source = null;
+      if (!decodeClaims(session.token)) {
+        signOut(t("session_expired"));
+        return;
+      }
+      const delay = Math.min(60_000, 2000 * 2 ** live.retries);
+      live.retries += 1;
+      live.retryTimer = setTimeout(() => {
+        live.reconnected = true;
+        startLive();
+      }, delay);
+    });
+  }
+
+  function stopLive() {
+    live.source?.close();
+    clearTimeout(live.timer);
+    clearTimeout(live.retryTimer);
+    Object.assign(live, { source: null, timer: null, retryTimer: null, pending: false });
+  }
+
+  function onLive(event) {
+    if (!session.token || !Array.isArray(event.tabs)) return;
+    const before = list.tabs.find((tab) => tab.id === view.tab)?.count;
+    const missed = live.reconnected && live.position !== null && event.position > live.position;
+    live.reconnected = false;
+    live.position = event.position;
+    if (!list.loaded && !list.failure) return; // the list on its way tells the counts itself
+    list.tabs = event.tabs;
+    renderTabs();
+    renderFoot();
+    const after = event.tabs.find((tab) => tab.id === view.tab)?.count;
+    const shown = new Set(list.items.map((item) => item.client_id));
+    if (missed || event.truncated || before !== after || (event.clients || []).some((id) => shown.has(id))) {
+      scheduleRefresh();
+    }
+  }
+
+  function scheduleRefresh() {
+    live.pending = true;
+    clearTimeout(live.timer);
+    live.timer = setTimeout(refreshList, LIVE_DELAY_MS);
+  }
+
+  const busy = () => list.loading || !$("row-menu").hidden || Boolean(document.querySelector("dialog[open]"));
+
+  // The list again, as many rows as are shown (pages of up to 200), in place: no Loading…,
+  // the rows, the selection, the focus and the scroll stay where they were.
+  async function refreshList() {
+    if (!session.token || !view.tab) return;
+    if (busy()) {
+      live.pending = true; // done when the dialog, the menu or the request is over
+      return;
+    }
+    live.pending = false;
+    const seq = ++list.seq;
+    const want = Math.max(list.items.length, PAGE_SIZE);
+    let items = [];
+    let cursor = null;
+    let page;
+    try {
+      do {
+        const params = viewParams();
+        params.set("limit", String(Math.min(200, want - items.length)));
+        if (cursor) params.set("cursor", cursor);
+        page = await api("GET", `/v1/clients?${params}`);
+        if (seq !== list.seq) return; // the member asked for something else meanwhile
+        items = items.concat(page.items);
+        cursor = page.next_cursor;
+      } while (cursor && items.length < want);
+    } catch {
+      return; // the rows shown stay; the next event or the member's next request tries again
+    }
+    if (!page.tabs.some((tab) => tab.id === view.tab)) {
+      loadPage(); // the open tab is gone (emptied): loadPage moves on
+      return;
+    }
+    remember(items);
+    Object.assign(list, { tabs: page.tabs, items, next: cursor, failure: null, loaded: true,
+      total: typeof page.total === "number" ? page.total : null });
+    render();
   }
 
   // --- signing in -------------------------------------------------------------------------
@@ -771,6 +1130,8 @@
     syncControls();
     render();
     loadPage();
+    live.position = null;
+    startLive();
   }
 
   // --- wiring -----------------------------------------------------------------------------
@@ -814,6 +1175,20 @@
       loadPage();
     });
     $("load-more").addEventListener("click", () => loadPage({ append: true }));
+    $("export").addEventListener("click", exportCsv);
+    $("select-all").addEventListener("change", () => selectAll($("select-all").checked));
+    $("bulk-assign").addEventListener("click", () => showBulk("assign"));
+    $("bulk-unassign").addEventListener("click", () => showBulk("unassign"));
+    $("bulk-clear").addEventListener("click", () => {
+      selectAll(false);
+      $("select-all").focus();
+    });
+    $("bulk-form").addEventListener("submit", applyBulk);
+    $("reminders-more").addEventListener("click", () => {
+      renderReminders(detailsOf?.reminders ?? [], true);
+      $("reminder-list").querySelector(`li:nth-child(${REMINDERS_SHOWN + 1})`)?.setAttribute("tabindex", "-1");
+      $("reminder-list").querySelector(`li:nth-child(${REMINDERS_SHOWN + 1})`)?.focus();
+    });
 
     $("tabs").addEventListener("keydown", onTabsKey);
     $("retry").addEventListener("click", () => loadPage({ append: Boolean(list.failure?.append) }));

@@ -103,6 +103,53 @@ window.PORTAL_TEXTS = {
     opening: "Opening {name}…",
     role_admin: "Admin",
     role_accountant: "Accountant",
+    // issue 18: export, bulk assignment, reminder history, live page
+    export: "Export",
+    export_label: "Export this list as CSV",
+    exported: "{file} is downloaded.",
+    export_failed: "The export failed: {detail}",
+    col_select: "Select",
+    select_client: "Select {name}",
+    select_all: "Select all loaded clients ({n})",
+    selected_one: "{n} client selected",
+    selected_other: "{n} clients selected",
+    clear_selection: "Clear selection",
+    bulk_assign: "Assign to…",
+    bulk_unassign: "Unassign from…",
+    bulk_assign_title_one: "Assign {n} client to an accountant",
+    bulk_assign_title_other: "Assign {n} clients to an accountant",
+    bulk_unassign_title_one: "Unassign an accountant from {n} client",
+    bulk_unassign_title_other: "Unassign an accountant from {n} clients",
+    accountant: "Accountant",
+    bulk_known_hint: "The list shows you and the accountants assigned to the clients loaded on this page.",
+    bulk_unassign_hint: "The list shows the accountants assigned to the selected clients.",
+    bulk_none_assigned: "No accountant is assigned to the selected clients.",
+    assign: "Assign",
+    unassign: "Unassign",
+    bulk_assigned_one: "{n} client assigned to {name}.",
+    bulk_assigned_other: "{n} clients assigned to {name}.",
+    bulk_unassigned_one: "{n} client no longer assigned to {name}.",
+    bulk_unassigned_other: "{n} clients no longer assigned to {name}.",
+    bulk_not_found_one: "{n} client was not found: it is no longer with your firm.",
+    bulk_not_found_other: "{n} clients were not found: they are no longer with your firm.",
+    reminders: "Reminders",
+    reminders_none: "No reminder has been sent for this client yet.",
+    reminders_failed: "The reminder history could not be loaded.",
+    reminders_more_one: "Show {n} more reminder",
+    reminders_more_other: "Show {n} more reminders",
+    reminder_by: "Sent by {name}",
+    reminder_at: "({when})",
+    reminder_comment: "Comment: {comment}",
+    someone_gone: "a former member",
+    delivery_pending: "Pending",
+    delivery_sent: "Sent",
+    delivery_failed: "Failed",
+    delivery_to: "Recipients",
+    just_now: "just now",
+    last_reminded: "Last reminded {ago} by {name} ({when}).",
+    confirm_repeat: "The same tasks went out to these accountants {ago} (by {name}). Send them again?",
+    send_again: "Send again",
+    live_updated: "The list was updated.",
   },
   fr: {
     brand: "Portail des partenaires",
@@ -203,6 +250,52 @@ window.PORTAL_TEXTS = {
     opening: "Ouverture de {name}…",
     role_admin: "Administrateur",
     role_accountant: "Comptable",
+    export: "Exporter",
+    export_label: "Exporter cette liste en CSV",
+    exported: "{file} a été téléchargé.",
+    export_failed: "L'export a échoué : {detail}",
+    col_select: "Sélection",
+    select_client: "Sélectionner {name}",
+    select_all: "Sélectionner tous les clients chargés ({n})",
+    selected_one: "{n} client sélectionné",
+    selected_other: "{n} clients sélectionnés",
+    clear_selection: "Effacer la sélection",
+    bulk_assign: "Affecter à…",
+    bulk_unassign: "Retirer un comptable…",
+    bulk_assign_title_one: "Affecter {n} client à un comptable",
+    bulk_assign_title_other: "Affecter {n} clients à un comptable",
+    bulk_unassign_title_one: "Retirer un comptable de {n} client",
+    bulk_unassign_title_other: "Retirer un comptable de {n} clients",
+    accountant: "Comptable",
+    bulk_known_hint: "La liste présente vous-même et les comptables affectés aux clients chargés sur cette page.",
+    bulk_unassign_hint: "La liste présente les comptables affectés aux clients sélectionnés.",
+    bulk_none_assigned: "Aucun comptable n'est affecté aux clients sélectionnés.",
+    assign: "Affecter",
+    unassign: "Retirer",
+    bulk_assigned_one: "{n} client affecté à {name}.",
+    bulk_assigned_other: "{n} clients affectés à {name}.",
+    bulk_unassigned_one: "{n} client n'est plus affecté à {name}.",
+    bulk_unassigned_other: "{n} clients ne sont plus affectés à {name}.",
+    bulk_not_found_one: "{n} client est introuvable : il ne fait plus partie de votre cabinet.",
+    bulk_not_found_other: "{n} clients sont introuvables : ils ne font plus partie de votre cabinet.",
+    reminders: "Rappels",
+    reminders_none: "Aucun rappel n'a encore été envoyé pour ce client.",
+    reminders_failed: "L'historique des rappels n'a pas pu être chargé.",
+    reminders_more_one: "Afficher {n} autre rappel",
+    reminders_more_other: "Afficher {n} autres rappels",
+    reminder_by: "Envoyé par {name}",
+    reminder_at: "({when})",
+    reminder_comment: "Commentaire : {comment}",
+    someone_gone: "un ancien membre",
+    delivery_pending: "En attente",
+    delivery_sent: "Envoyé",
+    delivery_failed: "Échec",
+    delivery_to: "Destinataires",
+    just_now: "à l'instant",
+    last_reminded: "Dernier rappel {ago} par {name} ({when}).",
+    confirm_repeat: "Les mêmes tâches ont été envoyées à ces comptables {ago} (par {name}). Les envoyer à nouveau ?",
+    send_again: "Envoyer à nouveau",
+    live_updated: "La liste a été mise à jour.",
   },
 };
 
@@ -279,5 +372,22 @@ window.PORTAL_FORMATS = (() => {
     });
   }
 
-  return { locale, count, money, date, fill, startsWithVowelSound };
+  // How long ago an instant was, in words: "2 hours ago", "il y a 2 heures", "yesterday",
+  // "hier" (Intl.RelativeTimeFormat, long style); under a minute, null (the page says "just now").
+  function ago(lang, value, now = Date.now()) {
+    const when = new Date(value).getTime();
+    if (Number.isNaN(when)) return String(value);
+    const seconds = Math.round((when - now) / 1000);
+    if (Math.abs(seconds) < 60) return null;
+    const format = new Intl.RelativeTimeFormat(locale(lang), { numeric: "auto", style: "long" });
+    const steps = [["minute", 60], ["hour", 3600], ["day", 86400], ["week", 604800], ["month", 2629800], ["year", 31557600]];
+    let unit = steps[0];
+    for (const step of steps) if (Math.abs(seconds) >= step[1]) unit = step;
+    return format.format(Math.trunc(seconds / unit[1]), unit[0]);
+  }
+
+  // CLDR's plural category of a count in the language ("one", "other"; French counts 0 as one).
+  const plural = (lang, n) => new Intl.PluralRules(locale(lang)).select(n);
+
+  return { locale, count, money, date, ago, plural, fill, startsWithVowelSound };
 })();

@@ -210,6 +210,7 @@ async def test_an_admin_selects_rows_from_the_keyboard_and_assigns_then_unassign
     await expect(row(page, "Lambert Conseil 01").locator(".accountants")).to_contain_text("Chloé Comptable")
     await expect(row(page, "Lambert Conseil 00").locator(".accountants")).not_to_contain_text("Chloé")
     await expect(page.locator("#rows .select-box:checked")).to_have_count(0)
+    await expect(page.locator("#select-all")).to_be_focused()  # the bulk buttons went with the selection
     await shot(page, "04-bulk-assigned-toast")
     mine = await stack.api.get("/v1/clients", params={"tab": "mine", "limit": 200},
                                headers=auth(firm.accountant, firm.id, "accountant"))

@@ -912,6 +912,7 @@
     toast(parts.join(" "), result.not_found.length && !done ? "error" : "info");
     selection.clear();
     await refreshList();
+    $("select-all").focus(); // the bulk buttons are gone with the selection
   }
 
   // --- export -----------------------------------------------------------------------------
@@ -947,7 +948,7 @@
   // request of the member's: then it waits for them. EventSource reconnects by itself with
   // Last-Event-ID; when the server refuses it (429, 401, 5xx) the page tries again later.
   const LIVE_DELAY_MS = 300;
-  const live = { source: null, position: null, timer: null, retryTimer: null, retries: 0, pending: false };
+  const live = { source: null, position: null, timer: null, retryTimer: null, retries: 0, pending: false, reconnected: false };
 
   function startLive() {
     stopLive();

@@ -3,8 +3,6 @@ page is one index range in sort order (no sort, no scan), and a tab's count is o
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.client_directory.plans import explain, fill, queries_of, timed_pages
@@ -80,16 +78,10 @@ def test_a_search_reads_the_trigram_index_and_then_only_its_hits(big: Directory)
             assert set(scans) <= {"SCAN CONSTANT ROW", "SCAN hit VIRTUAL TABLE INDEX 1:", "SCAN h",
                                   "SCAN p LEFT-JOIN", "SCAN u VIRTUAL TABLE INDEX 1:", "SCAN m"}, plan
     admin = Caller("big-firm", "u", "admin")
-    for firm_id in ("big-firm", "small-firm"):  # warm
-        big.queries.page(Caller(firm_id, "u", "admin"), TabId.ALL, q="xylophone")
-    timings = {}
-    for firm_id in ("big-firm", "small-firm"):
-        caller = Caller(firm_id, "u", "admin")
-        started = time.perf_counter()
-        for _ in range(50):
-            page = big.queries.page(caller, TabId.ALL, q="xylophone")
-        timings[firm_id] = time.perf_counter() - started
+    for firm_id in ("big-firm", "small-firm"):  # no row read, whatever the firm (the benchmark times it)
+        search = big.read_model.read(lambda c: sql.search(c, "xylophone"))
+        assert search.hits == []
+        page = big.queries.page(Caller(firm_id, "u", "admin"), TabId.ALL, q="xylophone")
         assert page["total"] == 0 and page["items"] == []
-    assert timings["big-firm"] < 3 * timings["small-firm"] + 0.01, timings
     assert big.queries.page(admin, TabId.ALL, q="client 4999")["total"] == len(
         big.every_id(admin, TabId.ALL, limit=5, q="client 4999"))

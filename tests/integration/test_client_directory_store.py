@@ -4,7 +4,6 @@ is served from index ranges (no sort, no scan) like a firm of 50."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -84,7 +83,7 @@ def test_a_firm_of_50000_clients_is_served_from_index_ranges_on_postgresql(icu_d
 
 def test_a_search_uses_the_trigram_index_on_postgresql(icu_directory: Directory) -> None:
     """pg_trgm's GIN index over search_key serves a rare search (and its total); a search that
-    matches nothing costs about the same in a firm of 50,000 as in one of 50."""
+    matches nothing never walks the firm's tab."""
     from services.client_directory.projections.page import Search
 
     big, small = f"big-{uuid.uuid4().hex[:6]}", f"small-{uuid.uuid4().hex[:6]}"
@@ -94,15 +93,14 @@ def test_a_search_uses_the_trigram_index_on_postgresql(icu_directory: Directory)
         for q in ("xylophone", "client 4999"):
             plan = explain(icu_directory.read_model, *sql.page(caller, TabId.ONBOARDING, search=Search(q), limit=51))
             assert "cd_clients_search" in plan, f"{caller.role} {q}:\n{plan}"
-    timings = {}
-    for firm_id in (big, small, big, small):
-        caller = Caller(firm_id, "u", "admin")
-        started = time.perf_counter()
-        for _ in range(30):
-            page = icu_directory.queries.page(caller, TabId.ALL, q="xylophone")
-        timings[firm_id] = time.perf_counter() - started
+    # A search that matches nothing never walks the big firm's tab (the planner may walk a
+    # small firm's few rows); the benchmark times it in a firm of 5,000 and of 50,000.
+    plan = explain(icu_directory.read_model, *sql.page(Caller(big, "u", "admin"), TabId.ALL,
+                                                        search=Search("xylophone"), limit=51))
+    assert "cd_clients_tab" not in plan, plan
+    for firm_id in (big, small):
+        page = icu_directory.queries.page(Caller(firm_id, "u", "admin"), TabId.ALL, q="xylophone")
         assert page["total"] == 0 and page["items"] == []
-    assert timings[big] < 3 * timings[small] + 0.01, timings
     admin = Caller(big, "u", "admin")
     assert icu_directory.queries.page(admin, TabId.ALL, q="client 4999")["total"] == len(
         icu_directory.every_id(admin, TabId.ALL, limit=5, q="client 4999"))

@@ -132,11 +132,15 @@ class _Refusal:
 
 
 def _bounded(receive: Receive, limit: int, timeout: float, refusal: _Refusal) -> Receive:
-    """`receive`, refusing a body once it passes `limit` bytes or stalls for `timeout` s."""
-    seen = 0
+    """`receive`, refusing a body once it passes `limit` bytes or stalls for `timeout` s. Once
+    the body is in, `receive` only waits for the client to go (a streamed response listens for
+    that as long as it streams): no deadline then."""
+    seen, complete = 0, False
 
     async def bounded_receive() -> Message:
-        nonlocal seen
+        nonlocal seen, complete
+        if complete:
+            return await receive()
         try:
             message = await asyncio.wait_for(receive(), timeout)
         except TimeoutError:
@@ -147,6 +151,7 @@ def _bounded(receive: Receive, limit: int, timeout: float, refusal: _Refusal) ->
             if seen > limit:
                 refusal.error = _Refused(413, f"request body over {limit} bytes")
                 raise refusal.error
+            complete = not message.get("more_body", False)
         return message
 
     return bounded_receive

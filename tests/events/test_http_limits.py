@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import StreamingResponse
 
 from events.http_limits import Limits
 from events.runtime import Swappable, http_server
@@ -156,3 +157,29 @@ async def test_a_content_length_that_is_not_a_number_is_a_400(length: bytes) -> 
         answer = await raw(port, head + b"\r\n\r\n{}")
         assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
         assert parsed == []
+
+
+async def test_a_streamed_response_outlives_the_body_deadline() -> None:
+    """After the request body is in, waiting for the client to go is not a body that stalls:
+    a response streamed longer than `body_timeout` is not cut off."""
+    api, _ = application()
+
+    @api.get("/v1/slow-stream")
+    async def slow_stream() -> StreamingResponse:
+        async def ticks() -> AsyncIterator[bytes]:
+            for n in range(3):
+                await asyncio.sleep(0.6)  # 1.8 s in all, over the 1 s body deadline
+                yield f"tick {n}\n".encode()
+        return StreamingResponse(ticks(), media_type="text/plain")
+
+    server = http_server(Swappable(api), "127.0.0.1", 0, LIMITS)
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(_started(server), timeout=10)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            response = await client.get("/v1/slow-stream")
+        assert response.text == "tick 0\ntick 1\ntick 2\n"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

@@ -35,19 +35,15 @@ firm = base.firm
 pytestmark = pytest.mark.integration
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "portal" / "issue18"
-# Known server defect (not the page's): events/http_limits.py wraps every ASGI receive() in its
-# 10 s body timeout, including the one Starlette's StreamingResponse awaits to notice a client
-# leaving, so GET /v1/stream is cut after 10 s (an "Exception in ASGI application" on the server,
-# this console line in Chromium) and EventSource resumes it with Last-Event-ID 2 s later. The
-# page works through it; the fixture counts these lines instead of failing on them, and
-# test_a_live_stream_is_not_cut_after_ten_seconds fails on them until the server is fixed.
+# Chromium's line for a stream the server cut short: a live stream must not be (it ends when
+# its token expires, or after an hour), so the fixture fails on it like any console error.
 STREAM_CUT = "Failed to load resource: net::ERR_INCOMPLETE_CHUNKED_ENCODING"
 
 
 @pytest.fixture
 async def open_page(browser: Any, stack: Stack) -> AsyncIterator[OpenPage]:
-    """test_portal_page.open_page, but the stream cut above is counted (page.stream_cuts), not
-    failed on; any other JavaScript or console error fails the test."""
+    """test_portal_page.open_page, also counting stream cuts (page.stream_cuts); any JavaScript
+    or console error fails the test."""
     contexts: list[Any] = []
     errors: list[str] = []
 
@@ -66,6 +62,7 @@ async def open_page(browser: Any, stack: Stack) -> AsyncIterator[OpenPage]:
                 return
             if message.text == STREAM_CUT:
                 cuts.append(message.text)
+                errors.append(message.text)
             elif not (failed_loads_expected and FAILED_LOAD.match(message.text)):
                 errors.append(message.text)
 
@@ -630,8 +627,6 @@ async def _at_least(found: list[str], n: int) -> bool:
     return len(found) >= n
 
 
-@pytest.mark.xfail(strict=True, reason="server defect: events/http_limits.py applies its 10 s body timeout to "
-                   "StreamingResponse's disconnect listener, so every /v1/stream is cut after 10 s")
 async def test_a_live_stream_is_not_cut_after_ten_seconds(open_page: OpenPage, firm: Firm) -> None:
     """The contract: a stream ends when its token expires, or after an hour. One stream, open
     for 13 s, no cut."""

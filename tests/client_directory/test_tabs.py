@@ -145,7 +145,8 @@ def test_an_item_carries_status_figures_and_accountants(directory: Directory) ->
 
 def test_an_unknown_event_type_for_the_directory_is_rejected(directory: Directory) -> None:
     f = firm()
-    sent = event("notification.email_sent.v1", f, message_id="m", kind="digest", user_id="u", client_ids=[],
-                 sent_at="2026-01-01T00:00:00Z")
-    directory.deliver([sent])
-    assert directory.outcome(sent) == ("rejected", "notification.email_sent.v1 is not handled by the client directory")
+    # What the directory itself publishes on portal.client-directory, a topic it does not consume.
+    accepted = event("client.invitation_accepted.v1", f, client_id="c1", by="ada")
+    directory.deliver([accepted])
+    assert directory.outcome(accepted) == (
+        "rejected", "client.invitation_accepted.v1 is not handled by the client directory")

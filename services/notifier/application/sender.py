@@ -110,6 +110,12 @@ def render(delivery: Delivery, *, mail_from: str, base_url: str, unsubscribe_bas
                    tokens=tokens).message()
 
 
+class SettledElsewhere(Exception):
+    """Another sender recorded this delivery first: two processes are sending (a leadership
+    lost mid-pass, e.g. when the database restarted). This pass stops before its next DATA,
+    so the race costs at most the one email both sent."""
+
+
 @dataclass
 class SendReport:
     sent: int = 0
@@ -236,7 +242,8 @@ class MailSender:
         except IntegrityError:
             if delivery is not None:
                 # Only one sender runs at a time (Leadership); a lost lock mid-send lands here.
-                log.warning("%s was settled by another sender", delivery.message_id)
+                log.warning("%s was settled by another sender; this pass stops", delivery.message_id)
+                raise SettledElsewhere(delivery.message_id) from None
             # else: a position recorded already
 
     def _settle(self, delivery: Delivery, outcome: DeliveryOutcome) -> tuple[SendReport, list[OutboundMessage]]:
@@ -291,6 +298,8 @@ class MailSender:
                         wait = pause * random.uniform(0.5, 1.0)
                     else:
                         pause = 0.0
+                except SettledElsewhere:
+                    pass  # the next turn asks again whether this process leads
                 except Exception:
                     pause = min(self.max_outage_delay, max(pause * 2, self.outage_delay))
                     wait = pause

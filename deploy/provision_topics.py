@@ -28,6 +28,7 @@ could not be created, 2 for bad settings or an unreachable cluster.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -310,6 +311,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
     from kafka.admin import KafkaAdminClient  # imported late: --help and --dry-run stay fast
 
+    # The client logs every failed attempt at error level; this tool reports the outcome in one
+    # line of its own, whatever logging the process that runs it has configured.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     try:
         admin = KafkaAdminClient(
             client_id=CLIENT_ID,

@@ -265,45 +265,13 @@ class StoreUrl:
             )
         raise ConfigError(f"{name}={url!r}: the scheme must be sqlite:// or postgresql://")
 
-    def eventsourcing_env(self) -> dict[str, str]:
-        """The eventsourcing library's environment for this store."""
-        if self.kind == "sqlite":
-            return {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "SQLITE_DBNAME": self.path if self.path != ":memory:" else "file::memory:?cache=shared",
-                "SQLITE_LOCK_TIMEOUT": "30",
-                "CREATE_TABLE": "y",
-            }
-        env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": self.dbname,
-            "POSTGRES_HOST": self.host,
-            "POSTGRES_PORT": str(self.port),
-            "POSTGRES_USER": self.user,
-            "POSTGRES_PASSWORD": self.password,
-            "POSTGRES_POOL_SIZE": "5",
-            "POSTGRES_MAX_OVERFLOW": "5",
-            "POSTGRES_CONNECT_TIMEOUT": "5",
-            "CREATE_TABLE": "y",
-        }
-        if self.schema:
-            env["POSTGRES_SCHEMA"] = self.schema
-        return env
-
-    def probe(self) -> str | None:
-        """Why the database cannot be reached now, in the driver's words (None: it can)."""
-        if self.kind == "sqlite":
-            return None
-        import psycopg
-
-        try:
-            with psycopg.connect(host=self.host, port=self.port, user=self.user, password=self.password,
-                                 dbname=self.dbname, connect_timeout=3):
-                return None
-        except psycopg.Error as error:
-            return " ".join(str(error).split())
+    @property
+    def embedded(self) -> bool:
+        """A file beside the process (SQLite), not a database server."""
+        return self.kind == "sqlite"
 
     def describe(self) -> str:
-        if self.kind == "sqlite":
+        """The store for log lines and messages: no password."""
+        if self.embedded:
             return f"sqlite:///{self.path}"
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"

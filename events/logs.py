@@ -92,8 +92,21 @@ def _route_to_root(names: tuple[str, ...]) -> None:
     })
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record is emitted: a handler holding the stream
+    of the moment it was made writes to a closed one once that is swapped (as test runners do)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always sys.stderr
+
+
 def configure(service: str, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(formatter_for(service, sys.stderr))
     root = logging.getLogger()
     root.handlers[:] = [handler]

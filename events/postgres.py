@@ -164,6 +164,33 @@ class PostgresDialect:
     mark = "%s"  # psycopg's parameter mark
     recorder_class: type = PostgresInboxRecorder
 
+    def eventsourcing_env(self, url: StoreUrl) -> dict[str, str]:
+        """The eventsourcing library's environment for this store."""
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.dbname,
+            "POSTGRES_HOST": url.host,
+            "POSTGRES_PORT": str(url.port),
+            "POSTGRES_USER": url.user,
+            "POSTGRES_PASSWORD": url.password,
+            "POSTGRES_POOL_SIZE": "5",
+            "POSTGRES_MAX_OVERFLOW": "5",
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "CREATE_TABLE": "y",
+        }
+        if url.schema:
+            env["POSTGRES_SCHEMA"] = url.schema
+        return env
+
+    def probe(self, url: StoreUrl) -> str | None:
+        """Why the database cannot be reached now, in the driver's words (None: it can)."""
+        try:
+            with psycopg.connect(host=url.host, port=url.port, user=url.user, password=url.password,
+                                 dbname=url.dbname, connect_timeout=3):
+                return None
+        except psycopg.Error as error:
+            return " ".join(str(error).split())
+
     def write_lock(self, url: StoreUrl) -> threading.RLock | None:
         return None  # the server serializes writers
 

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from events import tracing
 from events.config import StoreUrl
+from events.dialect import dialect_for
 from events.follower import FollowerRunner, LogFollower
 from events.http_limits import Limits, RequestLimits, protocol_with
 from events.leadership import Leadership
@@ -321,7 +322,7 @@ async def serve_when_ready(service: str, build: Callable[[], tuple[FastAPI, Runt
             if server_task.done():
                 server_task.result()  # the port could not be bound: that is fatal
             # A pool's "no connection after 5 s" hides the cause: ask the database itself.
-            cause = await asyncio.to_thread(store.probe) if store is not None else None
+            cause = await asyncio.to_thread(dialect_for(store).probe, store) if store is not None else None
             waiting["store"] = cause or f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
             log.warning("store not ready (attempt %d): %s; retrying in %.1fs", attempt, waiting["store"], delay)
             await asyncio.sleep(delay)

@@ -250,5 +250,18 @@ class SQLiteDialect:
     def settle(self, datastore: Any, tables: Sequence[str]) -> None:
         return  # the read models' plans and hints are written for no statistics
 
+    def eventsourcing_env(self, url: StoreUrl) -> dict[str, str]:
+        """The eventsourcing library's environment for this store."""
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": url.path if url.path != ":memory:" else "file::memory:?cache=shared",
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "CREATE_TABLE": "y",
+        }
+
+    def probe(self, url: StoreUrl) -> str | None:
+        """Why the database cannot be reached now (None: a file always can be opened or made)."""
+        return None
+
     def leader_lock(self, url: StoreUrl, name: str) -> FileLock | AlwaysLeader:
         return AlwaysLeader() if url.path == ":memory:" else FileLock(f"{url.path}.{name}.lock")

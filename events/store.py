@@ -54,7 +54,7 @@ class EventStoreApplication(Application[Any]):
         # Called (from whichever thread wrote) after each write: followers wake on it.
         self.listeners: list[Callable[[], None]] = []
         recorder = self.dialect.recorder_class
-        super().__init__({**store_url.eventsourcing_env(),
+        super().__init__({**self.dialect.eventsourcing_env(store_url),
                           "PROCESS_RECORDER_TOPIC": f"{recorder.__module__}:{recorder.__qualname__}",
                           **(env or {})})
         self._adopt_legacy_inbox()

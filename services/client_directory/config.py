@@ -55,7 +55,7 @@ class Settings(EnvSettings):
     def _secret_and_dev_mode(self) -> Settings:
         # Dev mode mints tokens for anyone: only on a laptop's stack (SQLite, loopback), never
         # where a shared database or a reachable address suggests real users.
-        if self.dev_mode and (self.store.kind != "sqlite" or not _loopback(self.http_host)):
+        if self.dev_mode and (not self.store.embedded or not _loopback(self.http_host)):
             raise ValueError(
                 f"PORTAL_DEV_MODE=true needs a sqlite:// {STORE_VARIABLE} and a loopback "
                 f"CLIENT_DIRECTORY_HTTP_HOST (got {self.store.kind} on {self.http_host})")

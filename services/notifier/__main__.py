@@ -140,7 +140,7 @@ def serve(settings: Settings) -> int:
 def opened(settings: Settings, *, must_exist: bool) -> NotifierService | None:
     """The service's objects with the store open, or None (said on stderr) when it cannot be."""
     store = settings.store
-    if must_exist and store.kind == "sqlite" and store.path != ":memory:" and not Path(store.path).exists():
+    if must_exist and store.embedded and store.path != ":memory:" and not Path(store.path).exists():
         print(f"notifier: no store at {store.describe()}", file=sys.stderr)
         return None
     service = bootstrap(settings)

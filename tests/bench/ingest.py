@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from eventsourcing.application import Application
 
 from events.config import StoreUrl
+from events.dialect import dialect_for
 from events.inbox import ReceivedEvent
 from events.kafka import tracking_name
 from events.store import ReadModel
@@ -71,7 +72,7 @@ def store_append_rate(store_url: str, events: int) -> float:
     """The event store's own batched append rate: plain eventsourcing `save`, 500 new
     aggregates (one event each, of about the size of a platform event's effect) per transaction."""
     url = StoreUrl.parse("BENCH_DB", store_url)
-    app = _Plain(url.eventsourcing_env())
+    app = _Plain(dialect_for(url).eventsourcing_env(url))
     try:
         started = time.perf_counter()
         for _ in range(0, events, APPEND_BATCH):

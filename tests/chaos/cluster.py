@@ -74,6 +74,12 @@ class TarpitSink:
         if self.delay:
             await asyncio.sleep(self.delay)
 
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        await self._slow()
+        session.host_name = hostname
+        return responses
+
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         await self._slow()
         envelope.mail_from = address

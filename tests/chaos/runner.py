@@ -20,10 +20,11 @@ from typing import Any
 
 from deploy.localbroker import LocalBroker, free_port, start_broker
 from tests.chaos import checker, probe
+from tests.chaos.api import ApiWorker, KClient
 from tests.chaos.cluster import MAIL_FROM, ROOT, Instance, Postgres, TarpitSink, store_urls, wait_until
 from tests.chaos.model import Model, due_time, first_due
 from tests.chaos.nemesis import Nemesis, schedule
-from tests.chaos.workload import ADMINS, POOL_A, ApiWorker, Gate, History, KClient, Platform
+from tests.chaos.workload import Gate, History, Platform
 from tests.secret import SECRET
 
 
@@ -314,5 +315,3 @@ def report(run: Run, verdict: checker.Verdict, history: list[dict[str, Any]], in
                "figures": verdict.figures}
     (run.folder / "verdict.json").write_text(json.dumps(outcome, indent=2, default=str))
 
-
-__all__ = ["ADMINS", "POOL_A", "Options", "execute"]

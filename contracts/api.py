@@ -17,6 +17,18 @@ class TabId(StrEnum):
     ALL = "all"
 
 
+class ClientSort(StrEnum):
+    """The order of GET /v1/clients (and its CSV): by name, or by a figure then name then
+    client_id. A leading `-` is the exact reverse of the order without it, as for `-name`."""
+
+    NAME = "name"
+    NAME_DESC = "-name"
+    MISSING_RECEIPTS = "missing_receipts"
+    MISSING_RECEIPTS_DESC = "-missing_receipts"
+    READY_TO_EXPORT = "ready_to_export"
+    READY_TO_EXPORT_DESC = "-ready_to_export"
+
+
 class ClientStatus(StrEnum):
     INVITED = "invited"
     ONBOARDING = "onboarding"

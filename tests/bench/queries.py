@@ -1,5 +1,5 @@
 """3. Queries: GET /v1/clients on every tab (first page, search, a search that matches nothing,
-missing-receipts filter, descending sort, a cursor halfway down the tab) against the real
+missing-receipts filter, sorts by -name and by a figure, a cursor halfway down the tab) against the real
 server in its own process, with one caller (p50, p99) and with 16 concurrent callers
 (requests/s). The same client loop against /healthz is the ceiling of client plus HTTP stack,
 measured in the same run. A search that matches nothing is also timed in a firm a tenth the
@@ -68,6 +68,8 @@ def query_set(store_url: str, population: Population, secret: str) -> list[Query
                 modes: list[tuple[str, dict[str, str]]] = [
                     ("first page", {}), ("search", {"q": SEARCH}), ("no match", {"q": NO_MATCH}),
                     ("missing receipts", {"missing_receipts": "true"}), ("sort -name", {"sort": "-name"}),
+                    ("sort -missing_receipts", {"sort": "-missing_receipts"}),
+                    ("sort ready_to_export", {"sort": "ready_to_export"}),
                 ]
                 cursor = deep_cursor(read_model, caller, tab)
                 if cursor is not None:

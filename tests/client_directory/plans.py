@@ -32,11 +32,12 @@ def rows_of(partner: str, clients: int, user: str) -> Rows:
         tab = TAB_CYCLE[n % len(TAB_CYCLE)]
         name = f"Client {n}"
         missing = 3 if n % 20 == 0 else 0
+        ready = n % 7  # few values: the figure sorts page through long runs of ties
         rows["cd_clients"].append((partner, f"id-{n:06d}", name, sort_key(name), fold(name), STATUS[tab], tab,
-                                   missing))
+                                   missing, ready))
         counts["", tab] += 1
         if n % 3 == 0:
-            rows["cd_assignments"].append((partner, user, f"id-{n:06d}", tab, sort_key(name), missing))
+            rows["cd_assignments"].append((partner, user, f"id-{n:06d}", tab, sort_key(name), missing, ready))
             counts[user, tab] += 1
     rows["cd_counts"] = [(partner, scope, tab, n) for (scope, tab), n in counts.items() if tab]
     rows["cd_members"] = [(partner, user, "U", "u@x.test", "admin", "en", 1)]
@@ -44,8 +45,8 @@ def rows_of(partner: str, clients: int, user: str) -> Rows:
 
 
 COLUMNS = {
-    "cd_clients": "partner_id, client_id, name, sort_key, search_key, status, tab, missing_receipts",
-    "cd_assignments": "partner_id, user_id, client_id, tab, sort_key, missing_receipts",
+    "cd_clients": "partner_id, client_id, name, sort_key, search_key, status, tab, missing_receipts, ready_to_export",
+    "cd_assignments": "partner_id, user_id, client_id, tab, sort_key, missing_receipts, ready_to_export",
     "cd_counts": "partner_id, scope, tab, n",
     "cd_members": "partner_id, user_id, name, email, role, locale, active",
 }
@@ -75,20 +76,38 @@ def queries_of(partner: str, user: str, kind: str = "sqlite") -> dict[str, tuple
     """Every query shape a page of the Clients page runs, by a readable name."""
     admin = Caller(partner, user, "admin")
     accountant = Caller(partner, user, "accountant")
-    cursor = {"k": sort_key("Client 500"), "i": "id-000500"}
+    cursor = {"k": sort_key("Client 500"), "i": "id-000500", "f": 3}
     shapes: dict[str, tuple[str, list[Any]]] = {}
     for caller, tabs in ((admin, (TabId.INVITATIONS, TabId.ONBOARDING, TabId.MINE, TabId.ALL)),
                          (accountant, (TabId.ONBOARDING, TabId.MINE))):
         for tab in tabs:
             name = f"{caller.role} {tab.value}"
             shapes[f"{name} count"] = count_query(caller, tab, kind)
-            for descending in (False, True):
-                for missing in (False, True):
-                    label = f"{name} {'desc' if descending else 'asc'}{' missing' if missing else ''}"
-                    shapes[label] = tab_query(caller, tab, kind, descending=descending, missing_receipts=missing)
-                    shapes[f"{label} after cursor"] = tab_query(
-                        caller, tab, kind, descending=descending, missing_receipts=missing, after=cursor)
+            for by in SORTED_BY:
+                for descending in (False, True):
+                    for missing in (False, True):
+                        label = (f"{name} {'' if by == 'name' else f'by {by} '}{'desc' if descending else 'asc'}"
+                                 f"{' missing' if missing else ''}")
+                        options = {"descending": descending, "missing_receipts": missing, "by": by}
+                        shapes[label] = tab_query(caller, tab, kind, **options)
+                        shapes[f"{label} after cursor"] = tab_query(caller, tab, kind, after=cursor, **options)
     return shapes
+
+
+SORTED_BY = ("name", "missing_receipts", "ready_to_export")
+SHORT = {"missing_receipts": "_mr", "ready_to_export": "_rte"}
+
+
+def sorted_by(name: str) -> str:
+    """What a query shape of `queries_of` sorts by, from its name."""
+    return next((by for by in SHORT if f" by {by} " in name), "name")
+
+
+def favourite_index(name: str, table: str) -> str:
+    """The index a query shape of `queries_of` must walk: the tab's, partial under the filter,
+    the figure's twin under a sort by a figure."""
+    filtered = name.endswith((" missing", " missing after cursor"))
+    return f"{table}_tab{'_missing' if filtered else ''}{SHORT.get(sorted_by(name), '')}"
 
 
 def explain(read_model: ReadModel, statement: str, params: list[Any]) -> str:

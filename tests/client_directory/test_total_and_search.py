@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from contracts.api import TabId
-from services.client_directory.projections.clients import Caller, ClientsProjection, tabs_for
+from services.client_directory.projections.clients import Caller, ClientsProjection, index_name, tabs_for
 from services.client_directory.projections.page import Search
 from services.client_directory.projections.text import fold
 from tests.client_directory import support as s
@@ -43,7 +43,7 @@ def populate(directory: Directory) -> str:
         if n % 3 == 0 and n % 4:
             directory.send(s.assigned(f, f"c{n:02d}", "zoe" if n % 2 else "bob"))
         if n % 5 != 4:
-            directory.send(s.metrics(f, f"c{n:02d}", n % 3))
+            directory.send(s.metrics(f, f"c{n:02d}", n % 3, ready=n % 4))
     other = firm()  # another firm's matches never count
     directory.send(s.member_added(other, "ada", "Ada", role="admin"), s.connected(other, "x", "Société Autre"))
     return f
@@ -122,17 +122,26 @@ def test_a_store_of_the_previous_schema_is_migrated_at_start(directory: Director
     """What the service's start does on a store the previous version wrote: its tables go, and
     the projection rebuilds them, with their accountants and search index, from the events."""
     f = populate(directory)
-    admin = Caller(f, "ada", "admin")
-    before = [directory.page(admin, tab, q=q) for tab in tabs_for(admin) for q in (None, "societe", "eaux")]
+    admin, zoe = Caller(f, "ada", "admin"), Caller(f, "zoe", "accountant")
+
+    def pages() -> list[dict[str, Any]]:
+        return [directory.page(caller, tab, q=q, by=by, descending=True)
+                for caller in (admin, zoe) for tab in tabs_for(caller) for q in (None, "societe", "eaux")
+                for by in ("name", "missing_receipts", "ready_to_export")]
+
+    before = pages()
 
     def downgrade(c: Any) -> None:
-        directory.queries.sql.drop_search_index(c)
-        c.execute("DROP INDEX IF EXISTS cd_clients_search")
-        c.execute("ALTER TABLE cd_clients DROP COLUMN accountants")
-        c.execute("UPDATE cd_meta SET value = '4' WHERE name = 'schema'")
+        # Schema 5: no figure indexes, and cd_assignments without ready_to_export.
+        for statement in directory.queries.sql.schema():
+            if (name := index_name(statement)) and name.endswith(("_mr", "_rte")):
+                c.execute(f"DROP INDEX {name}")
+        c.execute("ALTER TABLE cd_assignments DROP COLUMN ready_to_export")
+        c.execute("UPDATE cd_meta SET value = '5' WHERE name = 'schema'")
 
     directory.read_model.write(downgrade)
     directory.projection = ClientsProjection(directory.app, directory.read_model)
     assert directory.projection.position() == 0
-    assert [directory.page(admin, tab, q=q) for tab in tabs_for(admin) for q in (None, "societe", "eaux")] == before
+    assert pages() == before
     assert any(item["accountants"] for page in before for item in page["items"])
+    assert any(item["ready_to_export"] for page in before if page["tab"] == "mine" for item in page["items"])

@@ -17,6 +17,7 @@ from typing import Any
 
 from contracts.api import TabId
 from services.client_directory.projections.clients import Caller, ClientQueries
+from services.client_directory.projections.page import NAME
 
 HEADER = ("client_id", "name", "status", "missing_receipts", "ready_to_export", "wallet_amount",
           "wallet_currency", "accountants")
@@ -54,9 +55,9 @@ def header() -> bytes:
 
 
 def page_of(queries: ClientQueries, caller: Caller, tab: TabId, *, q: str | None, missing_receipts: bool,
-            descending: bool, cursor: str | None) -> tuple[bytes, str | None]:
-    """One page as CSV rows, and the cursor of the next (None at the end). Raises what
-    `ClientQueries.page` raises (TabForbidden for a tab the role never sees)."""
+            descending: bool, cursor: str | None, by: str = NAME) -> tuple[bytes, str | None]:
+    """One page as CSV rows, and the cursor of the next (None at the end), sorted `by` the name
+    or a figure. Raises what `ClientQueries.page` raises (TabForbidden for a tab the role never sees)."""
     page = queries.page(caller, tab, q=q, missing_receipts=missing_receipts, descending=descending,
-                        limit=PAGE, cursor=cursor)
+                        limit=PAGE, cursor=cursor, by=by)
     return chunk([row_of(item) for item in page["items"]]), page["next_cursor"]

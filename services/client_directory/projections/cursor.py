@@ -1,4 +1,5 @@
-"""The Clients page's keyset cursor: the tab, the sort order and the last row's keys, as
+"""The Clients page's keyset cursor: the tab, the sort order and the last row's keys (and its
+figure, under a sort by a figure), as
 URL-safe base64 of a JSON object. Decoding is total: any string gives either a cursor or
 `BadCursor` (a ValueError) saying why, never another error."""
 
@@ -10,6 +11,8 @@ import json
 from typing import Any
 
 MAX_KEY = 2000  # characters of a sort key or client id in a cursor
+MAX_FIGURE = 2**31 - 1  # the figures are INTEGER columns: a bigger one is no row's
+SORTED_BY = ("missing_receipts", "ready_to_export")  # `s`: a figure; none for the name
 
 
 class BadCursor(ValueError):
@@ -25,7 +28,8 @@ def encode_cursor(values: dict[str, Any]) -> str:
 
 
 def decode_cursor(cursor: str) -> dict[str, Any]:
-    """The cursor's values: `t` (tab), `d` (descending), `k` (sort key), `i` (client id)."""
+    """The cursor's values: `t` (tab), `d` (descending), `k` (sort key), `i` (client id), and
+    under a sort by a figure `s` (which) and `f` (the row's figure); no `s`: the name sort."""
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode())
     except (binascii.Error, ValueError):  # ValueError: characters outside ASCII
@@ -44,6 +48,13 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
             raise BadCursor(f"cursor has no valid {key!r}")
     if not isinstance(values.get("d"), bool):
         raise BadCursor("cursor has no valid 'd'")
+    # Cursors of the name sort have neither `s` nor `f` (as before the figure sorts).
+    if "s" in values:
+        if values["s"] not in SORTED_BY:
+            raise BadCursor("cursor has no valid 's'")
+        figure = values.get("f")
+        if type(figure) is not int or abs(figure) > MAX_FIGURE:  # not a bool, a float or a string
+            raise BadCursor("cursor has no valid 'f'")
     return dict(values)
 
 

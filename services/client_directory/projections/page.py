@@ -21,6 +21,37 @@ ITEM_COLUMNS = ("c.client_id, c.name, c.status, c.missing_receipts, c.ready_to_e
                 "c.wallet_amount, c.wallet_currency")
 # Trigrams need three characters: a shorter search walks the tab's index range instead.
 TRIGRAM = 3
+# The figures a page may be sorted by (then by name, then client_id), each with a short name for
+# its indexes (sql.py: the tab's indexes with the figure first).
+FIGURES = {"missing_receipts": "mr", "ready_to_export": "rte"}
+NAME = "name"
+
+
+def sort_order(sort: str) -> tuple[str, bool]:
+    """What a `sort` parameter (`name`, `-ready_to_export`, ...) sorts by, and whether descending."""
+    by = sort.removeprefix("-")
+    if by != NAME and by not in FIGURES:
+        raise ValueError(f"unknown sort {sort!r}")
+    return by, sort.startswith("-")
+
+
+def order_columns(k: str, by: str) -> list[str]:
+    """The columns of the order, for ORDER BY and the keyset: the figure (if any), name, id."""
+    return [*([f"{k}.{by}"] if by != NAME else []), f"{k}.sort_key", f"{k}.client_id"]
+
+
+def keyset(k: str, by: str, descending: bool, after: dict[str, Any], mark: str) -> tuple[str, list[Any]]:
+    """The cursor's term and its parameters: a row comparison over the index's own columns, in
+    their order, which both databases seek to in the index."""
+    columns = order_columns(k, by)
+    op = "<" if descending else ">"
+    params = [*([after["f"]] if by != NAME else []), after["k"], after["i"]]
+    return f"({', '.join(columns)}) {op} ({', '.join([mark] * len(columns))})", params
+
+
+def order_by(k: str, by: str, descending: bool) -> str:
+    direction = " DESC" if descending else " ASC"
+    return ", ".join(column + direction for column in order_columns(k, by))
 
 
 @dataclass
@@ -87,8 +118,8 @@ class PageSQL:
         return view
 
     def page(self, caller: Caller, tab: TabId, *, search: Search | None = None, missing_receipts: bool = False,
-             descending: bool = False, limit: int = 50,
-             after: dict[str, Any] | None = None) -> tuple[str, list[Any]]:
+             descending: bool = False, limit: int = 50, after: dict[str, Any] | None = None,
+             by: str = NAME) -> tuple[str, list[Any]]:
         """One statement: columns `active`, `n0`.. (the counts of `tabs_for(caller)`, NULL for
         none), `total` (only with a search or the filter: the tab's count is the total
         otherwise), then the item columns, `sort_key` and `people` of each row (none when the
@@ -104,16 +135,16 @@ class PageSQL:
             head.append(f"(SELECT COUNT(*) {view.sources} WHERE {' AND '.join(view.terms)}) AS total")
             params += view.params
         terms, row_params = list(view.terms), list(view.params)
-        op, direction = ("<", "DESC") if descending else (">", "ASC")
         if after is not None:
-            terms.append(f"({view.k}.sort_key, {view.k}.client_id) {op} ({m}, {m})")
-            row_params += [after["k"], after["i"]]
+            term, cursor_params = keyset(view.k, by, descending, after, m)
+            terms.append(term)
+            row_params += cursor_params
+        # The figures of `c` equal those of `a` (its copy): the outer order is the inner one.
         rows = (f"SELECT {ITEM_COLUMNS}, c.accountants, {view.k}.sort_key {view.sources} "
-                f"WHERE {' AND '.join(terms)} "
-                f"ORDER BY {view.k}.sort_key {direction}, {view.k}.client_id {direction} LIMIT {m}")
+                f"WHERE {' AND '.join(terms)} ORDER BY {order_by(view.k, by, descending)} LIMIT {m}")
         statement = (f"SELECT h.*, p.*, {self.people('p.accountants', m)} AS people "
                      f"FROM (SELECT {', '.join(head)}) AS h LEFT JOIN ({rows}) AS p ON TRUE "
-                     f"ORDER BY p.sort_key {direction}, p.client_id {direction}")
+                     f"ORDER BY {order_by('p', by, descending)}")
         return statement, [caller.partner_id, *params, *row_params, limit]
 
     # --- one client, one member -------------------------------------------------------------------
@@ -168,20 +199,20 @@ class PageSQL:
         return f"SELECT COUNT(*) AS n {view.sources} WHERE {' AND '.join(view.terms)}", view.params
 
     def tab(self, caller: Caller, tab: TabId, *, q: str | None = None, missing_receipts: bool = False,
-            descending: bool = False, limit: int = 50,
-            after: dict[str, Any] | None = None) -> tuple[str, list[Any]]:
+            descending: bool = False, limit: int = 50, after: dict[str, Any] | None = None,
+            by: str = NAME) -> tuple[str, list[Any]]:
         """The rows of one page alone: the firm's (or the caller's) index range for the tab, in
         sort order, from the cursor on; a search filters within that range."""
         m = self.mark
         view = self.view(caller, tab, search=Search(q) if q and fold(q) else None,
                          missing_receipts=missing_receipts)
         terms, params = list(view.terms), list(view.params)
-        op, direction = ("<", "DESC") if descending else (">", "ASC")
         if after is not None:
-            terms.append(f"({view.k}.sort_key, {view.k}.client_id) {op} ({m}, {m})")
-            params += [after["k"], after["i"]]
+            term, cursor_params = keyset(view.k, by, descending, after, m)
+            terms.append(term)
+            params += cursor_params
         statement = (f"SELECT {ITEM_COLUMNS}, {view.k}.sort_key {view.sources} WHERE {' AND '.join(terms)} "
-                     f"ORDER BY {view.k}.sort_key {direction}, {view.k}.client_id {direction} LIMIT {m}")
+                     f"ORDER BY {order_by(view.k, by, descending)} LIMIT {m}")
         return statement, [*params, limit]
 
     accountants_hint = ""

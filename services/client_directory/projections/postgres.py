@@ -137,13 +137,15 @@ class BulkPostgresClientsSQL(PostgresClientsSQL):
                       "AND a.user_id = k.user_id AND a.client_id = k.client_id", columns_of(changes.removed))
         if changes.copied:  # one row per client
             c.execute(f"UPDATE {assignments} AS a SET tab = k.tab, sort_key = k.sort_key, "
-                      "missing_receipts = k.missing_receipts FROM unnest(%s::text[], %s::text[], %s::integer[], "
-                      "%s::text[], %s::text[]) AS k(tab, sort_key, missing_receipts, partner_id, client_id) "
+                      "missing_receipts = k.missing_receipts, ready_to_export = k.ready_to_export "
+                      "FROM unnest(%s::text[], %s::text[], %s::integer[], %s::integer[], %s::text[], %s::text[]) "
+                      "AS k(tab, sort_key, missing_receipts, ready_to_export, partner_id, client_id) "
                       "WHERE a.partner_id = k.partner_id AND a.client_id = k.client_id", columns_of(changes.copied))
         if changes.added:
             c.execute(f"INSERT INTO {assignments} (partner_id, user_id, client_id, tab, sort_key, "
-                      "missing_receipts) SELECT c.partner_id, k.user_id, c.client_id, c.tab, c.sort_key, "
-                      "c.missing_receipts FROM unnest(%s::text[], %s::text[], %s::text[]) "
+                      "missing_receipts, ready_to_export) SELECT c.partner_id, k.user_id, c.client_id, c.tab, "
+                      "c.sort_key, c.missing_receipts, c.ready_to_export "
+                      "FROM unnest(%s::text[], %s::text[], %s::text[]) "
                       f"AS k(user_id, partner_id, client_id) JOIN {clients} AS c "
                       "ON c.partner_id = k.partner_id AND c.client_id = k.client_id", columns_of(changes.added))
 

@@ -17,7 +17,7 @@ from services.client_directory.projections.access import (
     tabs_for,
 )
 from services.client_directory.projections.cursor import BadCursor, decode_cursor, encode_cursor
-from services.client_directory.projections.page import Search
+from services.client_directory.projections.page import NAME, Search
 from services.client_directory.projections.postgres import BulkPostgresClientsSQL, PostgresClientsSQL
 from services.client_directory.projections.sql import ClientsSQL
 from services.client_directory.projections.sqlite import SQLiteClientsSQL
@@ -55,17 +55,20 @@ class ClientQueries:
         self.sql = clients_sql(read_model.kind)
 
     def page(self, caller: Caller, tab: TabId, *, q: str | None = None, missing_receipts: bool = False,
-             descending: bool = False, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
-        """`{tab, tabs, total, items, next_cursor}` of GET /v1/clients. The tabs' counts are of
-        whole tabs; `total` counts what the search and the filter leave of this one."""
+             descending: bool = False, limit: int = 50, cursor: str | None = None,
+             by: str = NAME) -> dict[str, Any]:
+        """`{tab, tabs, total, items, next_cursor}` of GET /v1/clients, sorted `by` the name or a
+        figure (page.FIGURES). The tabs' counts are of whole tabs; `total` counts what the
+        search and the filter leave of this one."""
         if tab not in tabs_for(caller):
             raise TabForbidden(f"the {tab.value} tab is not for the {caller.role} role")
         after = decode_cursor(cursor) if cursor else None
-        if after is not None and (after["d"] != descending or after["t"] != tab.value):
+        if after is not None and (after["d"] != descending or after["t"] != tab.value
+                                  or after.get("s", NAME) != by):
             raise BadCursor("cursor belongs to another tab or sort order")
         sql, searching = self.sql, bool(q and fold(q))
         options: dict[str, Any] = {"missing_receipts": missing_receipts, "descending": descending,
-                                   "limit": limit + 1, "after": after}
+                                   "limit": limit + 1, "after": after, "by": by}
         if sql.probes_search and searching:
             def run(c: Cursor) -> list[dict[str, Any]]:
                 c.execute(*sql.page(caller, tab, search=sql.search(c, q or ""), **options))
@@ -78,10 +81,10 @@ class ClientQueries:
             rows = self.read_model.read_one(
                 *sql.page(caller, tab, search=Search(q or "") if searching else None, **options),
                 prepare=not searching)
-        return self._page(caller, tab, rows, limit, descending, filtered=searching or missing_receipts)
+        return self._page(caller, tab, rows, limit, descending, by, filtered=searching or missing_receipts)
 
-    def _page(self, caller: Caller, tab: TabId, rows: list[dict[str, Any]], limit: int, descending: bool, *,
-              filtered: bool) -> dict[str, Any]:
+    def _page(self, caller: Caller, tab: TabId, rows: list[dict[str, Any]], limit: int, descending: bool,
+              by: str, *, filtered: bool) -> dict[str, Any]:
         head = rows[0]
         member = bool(head["active"])
         # Assignments of a user not (or no longer) a member are kept, but not shown.
@@ -95,8 +98,10 @@ class ClientQueries:
         next_cursor = None
         if more:
             last = items[-1]
-            next_cursor = encode_cursor({"t": tab.value, "d": descending, "k": last["sort_key"],
-                                         "i": last["client_id"]})
+            values = {"t": tab.value, "d": descending, "k": last["sort_key"], "i": last["client_id"]}
+            if by != NAME:  # the name sort's cursors stay as they were
+                values |= {"s": by, "f": last[by]}
+            next_cursor = encode_cursor(values)
         return {
             "tab": tab.value,
             "tabs": [{"id": t.value, "count": n} for t, n in counts.items() if n > 0 or t not in HIDDEN_WHEN_EMPTY],

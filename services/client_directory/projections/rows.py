@@ -18,8 +18,8 @@ Row = tuple[Any, ...]
 class ClientRow:
     """A cd_clients row and the users assigned to the client.
 
-    Each user's cd_assignments row is a copy of the client's tab, sort key and missing
-    receipts (every write below keeps it so): the set of users is all that is kept of them.
+    Each user's cd_assignments row is a copy of the client's tab, sort key and figures (every
+    write below keeps it so): the set of users is all that is kept of them.
 
     A client whose relationship starts in the batch is not read first: a row can only hold its
     figures then (figures may come first), and those stay unknown (`figures_known`) until the
@@ -39,7 +39,7 @@ class ClientRow:
     figures_known: bool = True
     # As stored before this batch (None: no row yet), to write only what changed.
     stored: tuple[Any, ...] | None = None
-    stored_copied: tuple[str, str, int] | None = None
+    stored_copied: tuple[str, str, int, int] | None = None
     stored_accountants: frozenset[str] = frozenset()
 
     # `accountants` is the JSON array of the assigned user ids (sorted): a page reads its
@@ -67,9 +67,9 @@ class ClientRow:
             return "[]"
         return json.dumps(sorted(self.accountants), separators=(",", ":"))
 
-    def copied(self) -> tuple[str, str, int]:
-        """What each assignment row copies from the client."""
-        return self.tab, self.sort_key, self.missing_receipts
+    def copied(self) -> tuple[str, str, int, int]:
+        """What each assignment row copies from the client: what `mine` filters and sorts by."""
+        return self.tab, self.sort_key, self.missing_receipts, self.ready_to_export
 
 
 @dataclass(slots=True)
@@ -97,7 +97,8 @@ class RowChanges:
     partial_clients: list[Row] = field(default_factory=list)
     removed: list[Row] = field(default_factory=list)  # cd_assignments: (partner_id, user_id, client_id)
     added: list[Row] = field(default_factory=list)  # (user_id, partner_id, client_id): copies of the client row
-    copied: list[Row] = field(default_factory=list)  # (tab, sort_key, missing_receipts, partner_id, client_id)
+    # (tab, sort_key, missing_receipts, ready_to_export, partner_id, client_id)
+    copied: list[Row] = field(default_factory=list)
     counts: list[Row] = field(default_factory=list)  # cd_counts: (partner_id, scope, tab, n), n the change
     members: list[Row] = field(default_factory=list)  # cd_members: (partner_id, user_id, *COLUMNS)
     preferences: list[Row] = field(default_factory=list)  # cd_preferences

@@ -12,18 +12,21 @@ from typing import Any
 
 from events.dialect import Cursor
 from services.client_directory.projections.fold import ClientsFold
-from services.client_directory.projections.page import PageSQL
+from services.client_directory.projections.page import FIGURES, PageSQL
 from services.client_directory.projections.rows import ClientRow, MemberRow, Row, RowChanges
 
 # 5: cd_clients keeps its accountants; a trigram index over search_key; the tab indexes hold
 # search_key (a search filters the range without reading the table).
-SCHEMA_VERSION = "5"
+# 6: cd_assignments copies ready_to_export too; each tab index has a twin per figure (the
+# figure first) for the sorts by missing receipts and by ready to export.
+SCHEMA_VERSION = "6"
 TABLES = ("cd_clients", "cd_assignments", "cd_counts", "cd_members", "cd_preferences", "cd_keys")
 # Indexes only the queries read (the projection reads rows by primary key and
 # cd_assignments_client): a rebuild's fresh tables go without them until the switch-over builds
 # them, each in one pass, rather than keeping them in order row by row.
-QUERY_INDEXES = frozenset({"cd_clients_tab", "cd_clients_tab_missing", "cd_assignments_tab",
-                           "cd_assignments_tab_missing", "cd_clients_search"})
+TAB_INDEXES = ("cd_clients_tab", "cd_clients_tab_missing", "cd_assignments_tab", "cd_assignments_tab_missing")
+QUERY_INDEXES = frozenset({*TAB_INDEXES, *(f"{name}_{short}" for name in TAB_INDEXES for short in FIGURES.values()),
+                           "cd_clients_search"})
 # Keys per query: well under SQLite's and PostgreSQL's parameter limits, and few queries.
 CHUNK = 1000
 KEY_COLUMNS = ("notification_id", "partner_id", "natural_id", "second_id")
@@ -62,22 +65,15 @@ class ClientsSQL(PageSQL):
             missing_receipts INTEGER NOT NULL DEFAULT 0, ready_to_export INTEGER NOT NULL DEFAULT 0,
             wallet_amount TEXT, wallet_currency TEXT,
             PRIMARY KEY (partner_id, client_id))""",
-            f"""CREATE INDEX IF NOT EXISTS {p}cd_clients_tab
-            ON {p}cd_clients (partner_id, tab, sort_key, client_id, search_key)""",
-            f"""CREATE INDEX IF NOT EXISTS {p}cd_clients_tab_missing
-            ON {p}cd_clients (partner_id, tab, sort_key, client_id, search_key) WHERE missing_receipts > 0""",
-            # One row per (user, client): a copy of the client's tab, sort key and missing receipts
-            # so `mine` (and an accountant's onboarding) is one index range in sort order too.
+            *self.tab_indexes("cd_clients", "partner_id, tab", ", search_key"),
+            # One row per (user, client): a copy of the client's tab, sort key and figures so
+            # `mine` (and an accountant's onboarding) is one index range in sort order too.
             f"""CREATE TABLE IF NOT EXISTS {p}cd_assignments (
             partner_id TEXT NOT NULL, user_id TEXT NOT NULL, client_id TEXT{c} NOT NULL,
             tab TEXT NOT NULL DEFAULT '', sort_key TEXT{c} NOT NULL DEFAULT '',
-            missing_receipts INTEGER NOT NULL DEFAULT 0,
+            missing_receipts INTEGER NOT NULL DEFAULT 0, ready_to_export INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (partner_id, user_id, client_id))""",
-            f"""CREATE INDEX IF NOT EXISTS {p}cd_assignments_tab
-            ON {p}cd_assignments (partner_id, user_id, tab, sort_key, client_id)""",
-            f"""CREATE INDEX IF NOT EXISTS {p}cd_assignments_tab_missing
-            ON {p}cd_assignments (partner_id, user_id, tab, sort_key, client_id)
-            WHERE missing_receipts > 0""",
+            *self.tab_indexes("cd_assignments", "partner_id, user_id, tab", ""),
             f"""CREATE INDEX IF NOT EXISTS {p}cd_assignments_client
             ON {p}cd_assignments (partner_id, client_id)""",
             # How many clients each tab holds, firm-wide (scope '') and per assigned user (scope =
@@ -104,6 +100,17 @@ class ClientsSQL(PageSQL):
         if query_indexes:
             return statements + self.search_index()
         return [s for s in statements if index_name(s) not in {f"{p}{name}" for name in QUERY_INDEXES}]
+
+    def tab_indexes(self, table: str, scope: str, tail: str) -> list[str]:
+        """A tab's indexes on `table`: in name order, and per figure in that figure's order
+        (then name); each whole and partial (`_missing`: only rows with missing receipts)."""
+        p, statements = self.prefix, []
+        for suffix, lead in (("", ""), *((f"_{short}", f"{figure}, ") for figure, short in FIGURES.items())):
+            columns = f"({scope}, {lead}sort_key, client_id{tail})"
+            statements += [f"CREATE INDEX IF NOT EXISTS {p}{table}_tab{suffix} ON {p}{table} {columns}",
+                           f"CREATE INDEX IF NOT EXISTS {p}{table}_tab_missing{suffix} ON {p}{table} {columns} "
+                           "WHERE missing_receipts > 0"]
+        return statements
 
     def search_index(self) -> list[str]:
         """The trigram index over search_key (each database its own; none if it has none)."""
@@ -227,12 +234,13 @@ class ClientsSQL(PageSQL):
             c.executemany(f"DELETE FROM {assignments} WHERE partner_id = {m} AND user_id = {m} AND client_id = {m}",
                           changes.removed)
         if changes.copied:
-            c.executemany(f"UPDATE {assignments} SET tab = {m}, sort_key = {m}, missing_receipts = {m} "
-                          f"WHERE partner_id = {m} AND client_id = {m}", changes.copied)
+            c.executemany(f"UPDATE {assignments} SET tab = {m}, sort_key = {m}, missing_receipts = {m}, "
+                          f"ready_to_export = {m} WHERE partner_id = {m} AND client_id = {m}", changes.copied)
         if changes.added:
             c.executemany(f"INSERT INTO {assignments} (partner_id, user_id, client_id, tab, sort_key, "
-                          f"missing_receipts) SELECT partner_id, CAST({m} AS TEXT), client_id, tab, sort_key, "
-                          f"missing_receipts FROM {clients} WHERE partner_id = {m} AND client_id = {m}",
+                          f"missing_receipts, ready_to_export) SELECT partner_id, CAST({m} AS TEXT), client_id, "
+                          f"tab, sort_key, missing_receipts, ready_to_export FROM {clients} "
+                          f"WHERE partner_id = {m} AND client_id = {m}",
                           changes.added)
 
     def upsert(self, c: Cursor, table: str, key: Sequence[str], columns: Sequence[str],

@@ -10,13 +10,17 @@ from urllib.parse import quote
 import pydantic_core
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from contracts.api import ClientDetails, ClientPage, GoToClient, TabId
+from contracts.api import ClientDetails, ClientPage, ClientSort, GoToClient, TabId
 from contracts.schedule import next_digest_at
 from services.client_directory.adapters.http.deps import CallerDep, ContextDep, Id, QueriesDep, visible
 from services.client_directory.adapters.http.problems import ERRORS, unprocessable
 from services.client_directory.application.directory import ClientDirectory
 from services.client_directory.domain.model import NotificationPreference, preference_key
 from services.client_directory.projections.clients import Caller, TabForbidden
+from services.client_directory.projections.page import sort_order
+
+SORT_DESCRIPTION = ("`name` (the default), or `missing_receipts` or `ready_to_export` (then name, then "
+                    "client_id); a leading `-` reverses the whole order")
 
 router = APIRouter(tags=["clients"], responses=ERRORS)
 
@@ -38,13 +42,15 @@ async def list_clients(
     q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$",
                                    description="Case- and accent-insensitive substring of the name")] = None,
     missing_receipts: Annotated[bool, Query(description="Only clients with missing receipts")] = False,
-    sort: Annotated[str, Query(pattern=r"^-?name$", description="`name` or `-name`")] = "name",
+    sort: Annotated[ClientSort, Query(description=SORT_DESCRIPTION)] = ClientSort.NAME,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=4000, description="next_cursor of the previous page")] = None,
 ) -> Response:
+    by, descending = sort_order(sort)
+
     def read() -> dict[str, Any]:
-        return queries.page(who, tab, q=q, missing_receipts=missing_receipts,
-                            descending=sort.startswith("-"), limit=limit, cursor=cursor)
+        return queries.page(who, tab, q=q, missing_receipts=missing_receipts, by=by,
+                            descending=descending, limit=limit, cursor=cursor)
 
     try:
         page = await asyncio.to_thread(read)

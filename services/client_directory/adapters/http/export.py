@@ -9,11 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
-from contracts.api import TabId
+from contracts.api import ClientSort, TabId
+from services.client_directory.adapters.http.clients import SORT_DESCRIPTION
 from services.client_directory.adapters.http.deps import CallerDep, QueriesDep
 from services.client_directory.adapters.http.problems import ERRORS
 from services.client_directory.application.export import header, page_of
 from services.client_directory.projections.clients import TabForbidden
+from services.client_directory.projections.page import sort_order
 
 router = APIRouter(tags=["clients"], responses=ERRORS)
 
@@ -27,13 +29,13 @@ async def export_clients(
     q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$",
                                    description="Case- and accent-insensitive substring of the name")] = None,
     missing_receipts: Annotated[bool, Query(description="Only clients with missing receipts")] = False,
-    sort: Annotated[str, Query(pattern=r"^-?name$", description="`name` or `-name`")] = "name",
+    sort: Annotated[ClientSort, Query(description=SORT_DESCRIPTION)] = ClientSort.NAME,
 ) -> StreamingResponse:
-    descending = sort.startswith("-")
+    by, descending = sort_order(sort)
 
     def read(cursor: str | None) -> tuple[bytes, str | None]:
         return page_of(queries, who, tab, q=q, missing_receipts=missing_receipts, descending=descending,
-                       cursor=cursor)
+                       cursor=cursor, by=by)
 
     try:  # the first page before the status line: a refusal is still a problem response
         first = await asyncio.to_thread(read, None)

@@ -210,12 +210,16 @@
   // assignment offers.
   const seenAccountants = new Map();
 
+  // What GET /v1/clients?sort= takes; anything else in an old or hand-made link is by name.
+  const SORTS = ["name", "-name", "missing_receipts", "-missing_receipts", "ready_to_export", "-ready_to_export"];
+
   function readHash() {
     const params = new URLSearchParams(location.hash.slice(1));
     view.tab = params.get("tab") || null;
     view.q = params.get("q") || "";
     view.missing = params.get("missing") === "1";
-    view.sort = params.get("sort") === "-name" ? "-name" : "name";
+    const sort = params.get("sort");
+    view.sort = SORTS.includes(sort) ? sort : "name";
   }
 
   function writeHash() {

@@ -350,12 +350,13 @@ ENDPOINTS = [
     ("GET", "/v1/clients/{c}/go", None),
     ("POST", "/v1/invitations/{c}/accept", None),
     ("POST", "/v1/invitations/{c}/decline", None),
-    ("PUT", "/v1/clients/{c}/accountants/chloe", None),
-    ("DELETE", "/v1/clients/{c}/accountants/chloe", None),
+    # Another member's assignment (an accountant may unassign only themselves: test_self_unassign).
+    ("PUT", "/v1/clients/{c}/accountants/ada", None),
+    ("DELETE", "/v1/clients/{c}/accountants/ada", None),
     ("PUT", "/v1/clients/{c}/notifications", {"email_enabled": True, "frequency": "weekly"}),
     ("POST", "/v1/clients/{c}/reminders", {"tasks": ["wallet_balance"]}),
 ]
-ADMIN_ONLY = {"/v1/invitations/{c}/accept", "/v1/invitations/{c}/decline", "/v1/clients/{c}/accountants/chloe",
+ADMIN_ONLY = {"/v1/invitations/{c}/accept", "/v1/invitations/{c}/decline", "/v1/clients/{c}/accountants/ada",
               "/v1/clients/{c}/reminders"}
 
 

@@ -100,8 +100,9 @@ def test_make_demo_has_the_notifier_send_the_first_digest_right_after_publishing
             monkeypatch.setenv(name, value)
         assert demo_main([]) == 0
         said = capsys.readouterr().out
-        made = re.search(r"demo: notifier: digests as of \S+: (\d+) made", said)
-        assert made and int(made.group(1)) >= 1, said
+        # The demo runs the digests as of now; the running notifier, woken by the preferences,
+        # may have made them already (then the demo's run makes none: it is idempotent).
+        assert re.search(r"demo: notifier: digests as of \S+: (\d+) made", said), said
         # Sent by the running notifier (it holds the sender lock) within seconds, not a minute.
         camille = f"camille.dubois@{DOMAIN}"
         sink.wait_for(lambda mails: any(camille in str(m["To"]) and "Vos mises à jour clients" in str(m["Subject"])

@@ -402,10 +402,10 @@ async def test_an_accountant_sees_only_onboarding_and_my_clients_in_french(
     await expect(page.locator("#rows .client-name")).to_have_text(["Élodie Café", "Société Générale"])
     await shot(page, "13-accountant-fr-mes-clients")
 
-    # Neither Notify accountants nor Accept is an accountant's.
+    # Neither Notify accountants nor Accept is an accountant's; leaving a client they keep is.
     await row(page, "Société Générale").locator(".dots").click()
     await expect(page.locator("#row-menu button:visible")).to_have_text(
-        ["Aller vers le client", "Afficher les détails"])
+        ["Aller vers le client", "Afficher les détails", "Vous désassigner du client"])
     await shot(page, "14-accountant-fr-menu")
     await page.keyboard.press("Escape")
 

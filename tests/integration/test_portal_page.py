@@ -695,3 +695,28 @@ async def test_view_details_says_when_the_next_email_goes_out(open_page: OpenPag
     await shot(page, "details-next-digest-fr")
     await page.keyboard.press("Escape")
     await page.unroute(DETAILS)
+
+
+async def test_an_accountant_unassigns_a_client_from_themselves_from_its_menu(open_page: OpenPage, firm: Firm) -> None:
+    from playwright.async_api import expect
+
+    page = await open_page()
+    await sign_in(page, firm, firm.accountant)
+    await tab(page, "mine").click()
+    await expect(row(page, "Élodie Café")).to_be_visible()
+    await row(page, "Élodie Café").locator(".dots").click()
+    mine = page.locator('#row-menu [data-action="unassign-me"]')
+    await expect(mine).to_be_visible()
+    await expect(page.locator('#row-menu [data-action="notify"]')).to_be_hidden()  # an admin's
+    await mine.click()
+    await expect(page.locator("#confirm-dialog")).to_be_visible()
+    await page.click("#confirm-yes")
+    await expect(row(page, "Élodie Café")).to_have_count(0)
+    await expect(page.locator("#toasts")).to_contain_text("no longer assigned to you")
+
+    # An admin's menu offers no such item: admins assign and unassign anyone.
+    admin_page = await open_page()
+    await sign_in(admin_page, firm, firm.admin)
+    await tab(admin_page, "all").click()
+    await row(admin_page, "Élodie Café").locator(".dots").click()
+    await expect(admin_page.locator('#row-menu [data-action="unassign-me"]')).to_be_hidden()

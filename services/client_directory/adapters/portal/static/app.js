@@ -487,6 +487,9 @@
     menuButton = button;
     menu.querySelector('[data-action="go"]').hidden = item.status !== "connected";
     menu.querySelector('[data-action="notify"]').hidden = !isAdmin();
+    // An accountant may drop a client they keep; an admin assigns and unassigns in bulk.
+    menu.querySelector('[data-action="unassign-me"]').hidden =
+      isAdmin() || item.status !== "connected" || !item.accountants.some((a) => a.user_id === session.claims?.sub);
     menu.setAttribute("aria-label", t("actions_for", { name: item.name }));
     menu.hidden = false;
     button.setAttribute("aria-expanded", "true");
@@ -537,6 +540,19 @@
     if (action === "go") await goToClient(item);
     else if (action === "details") await showDetails(item);
     else if (action === "notify") await showNotify(item);
+    else if (action === "unassign-me") await unassignMe(item);
+  }
+
+  async function unassignMe(item) {
+    if (!(await confirmAction(t("confirm_unassign_me", { name: item.name }), t("unassign")))) return;
+    try {
+      await api("DELETE", `/v1/clients/${enc(item.client_id)}/accountants/${enc(session.claims.sub)}`);
+      toast(t("unassigned_me", { name: item.name }));
+    } catch (error) {
+      explain(error);
+    }
+    await loadPage();
+    focusFallback(); // the row (and its button) may be gone
   }
 
   // --- dialogs: modal, the focus kept inside (Tab cycles), back where it came from on close --

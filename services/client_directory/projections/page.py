@@ -9,6 +9,7 @@ snapshot; the head row comes back even when the page is empty.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,7 +75,7 @@ class Search:
     hits: list[int] | None = None
 
 
-class PageSQL:
+class PageSQL(ABC):
     mark = "?"
     # Whether `search` reads the index before the page's statement (in the same snapshot).
     probes_search = False
@@ -84,10 +85,10 @@ class PageSQL:
 
     # --- what each database says its own way -------------------------------------------------
 
+    @abstractmethod
     def people(self, accountants: str, partner_id: str) -> str:
         """An expression: the JSON array of [user_id, name] of the active members whose ids are
         in the JSON array `accountants` (a column)."""
-        raise NotImplementedError
 
     def search(self, c: Any, q: str) -> Search:
         """How the page's statement will match `q` (see Search)."""

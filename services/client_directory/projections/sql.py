@@ -7,6 +7,7 @@ mark, its types and what it does its own way (reading keys in bulk, index hints,
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -189,16 +190,16 @@ class ClientsSQL(PageSQL):
         batch.apply()
         self.write(c, batch.changes())
 
+    @abstractmethod
     def select_keys(self, c: Cursor, events_table: str, originator_ids: list[Any]) -> Iterator[Any]:
         """The natural keys of aggregates created in earlier batches: the event store's primary
         key finds each one's first event, whose notification id keys its cd_keys row."""
-        raise NotImplementedError
 
+    @abstractmethod
     def select_in(self, c: Cursor, table: str, columns: Sequence[str], key_columns: tuple[str, str],
                   keys: Sequence[tuple[str, str]], index: str = "") -> Iterator[Any]:
         """Rows of `table` whose two key columns equal one of `keys` (distinct), CHUNK keys a
         query, looked up by a join from the keys (an index lookup per key)."""
-        raise NotImplementedError
 
     def write(self, c: Cursor, changes: RowChanges) -> None:
         """Write the rows that changed, one executemany per kind of statement."""

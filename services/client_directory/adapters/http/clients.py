@@ -22,6 +22,12 @@ from services.client_directory.projections.page import sort_order
 SORT_DESCRIPTION = ("`name` (the default), or `missing_receipts` or `ready_to_export` (then name, then "
                     "client_id); a leading `-` reverses the whole order")
 
+# The filters a tab is read with, the same on the page and its CSV export.
+SearchQuery = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$",
+                                          description="Case- and accent-insensitive substring of the name")]
+MissingReceiptsQuery = Annotated[bool, Query(description="Only clients with missing receipts")]
+SortQuery = Annotated[ClientSort, Query(description=SORT_DESCRIPTION)]
+
 router = APIRouter(tags=["clients"], responses=ERRORS)
 
 
@@ -39,10 +45,9 @@ async def list_clients(
     who: CallerDep,
     queries: QueriesDep,
     tab: TabId = TabId.MINE,
-    q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$",
-                                   description="Case- and accent-insensitive substring of the name")] = None,
-    missing_receipts: Annotated[bool, Query(description="Only clients with missing receipts")] = False,
-    sort: Annotated[ClientSort, Query(description=SORT_DESCRIPTION)] = ClientSort.NAME,
+    q: SearchQuery = None,
+    missing_receipts: MissingReceiptsQuery = False,
+    sort: SortQuery = ClientSort.NAME,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=4000, description="next_cursor of the previous page")] = None,
 ) -> Response:

@@ -4,13 +4,12 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 
 from contracts.api import ClientSort, TabId
-from services.client_directory.adapters.http.clients import SORT_DESCRIPTION
+from services.client_directory.adapters.http.clients import MissingReceiptsQuery, SearchQuery, SortQuery
 from services.client_directory.adapters.http.deps import CallerDep, QueriesDep
 from services.client_directory.adapters.http.problems import ERRORS
 from services.client_directory.application.export import header, page_of
@@ -26,10 +25,9 @@ async def export_clients(
     who: CallerDep,
     queries: QueriesDep,
     tab: TabId = TabId.MINE,
-    q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$",
-                                   description="Case- and accent-insensitive substring of the name")] = None,
-    missing_receipts: Annotated[bool, Query(description="Only clients with missing receipts")] = False,
-    sort: Annotated[ClientSort, Query(description=SORT_DESCRIPTION)] = ClientSort.NAME,
+    q: SearchQuery = None,
+    missing_receipts: MissingReceiptsQuery = False,
+    sort: SortQuery = ClientSort.NAME,
 ) -> StreamingResponse:
     by, descending = sort_order(sort)
 
